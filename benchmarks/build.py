@@ -1,0 +1,86 @@
+"""Times building the four corpora (per corpus and in total) from ``../shared/corpora`` or any manual dir.
+
+    python benchmarks/build.py --data_dir /work/data/tfds [--corpora_dir ../shared/corpora]
+        [--file_format array_record] [--only ravdess savee] [--overwrite]
+
+Each corpus is built in this one process, one after another, as ``emojax.corpora.build`` (what
+``tfds build datasets/<name>`` runs); the total includes importing tensorflow-datasets and JAX and compiling
+the MFCC kernels. Then it times reading every split back with ``load_split``. Prints Markdown for
+BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+START = time.perf_counter()
+
+from emojax import corpora  # noqa: E402  (timed: part of a build's cost)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    """e.g. ``2 CPU cores (Intel Xeon ...), Linux x86_64, Python 3.11.7``."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), "")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores} CPU cores ({model or platform.processor()}), {platform.system()} {platform.machine()}, " \
+           f"Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_corpora = os.environ.get("EMOJAX_CORPORA", str(REPO.parent / "shared" / "corpora"))
+    parser.add_argument("--corpora_dir", default=default_corpora,
+                        help="folder holding ravdess/, savee/, crema_d/, tess/ (default ../shared/corpora)")
+    parser.add_argument("--data_dir", required=True, help="where to write the datasets (kept after the run)")
+    parser.add_argument("--file_format", default=None, choices=["array_record", "tfrecord"],
+                        help="default: array_record")
+    parser.add_argument("--only", nargs="+", choices=corpora.CORPORA, default=corpora.CORPORA)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete an existing build of the same version first (otherwise: refuse)")
+    args = parser.parse_args()
+
+    for name in args.only:
+        if not (Path(args.corpora_dir) / name).is_dir():
+            sys.exit(f"{Path(args.corpora_dir) / name} not found: pass --corpora_dir (the folder holding {name}/)")
+        target = Path(args.data_dir) / corpora.dataset_name(name) / str(corpora.VERSION)
+        if target.exists():
+            if not args.overwrite:
+                sys.exit(f"{target} exists; pass --overwrite to rebuild it (a reused build would time nothing)")
+            shutil.rmtree(target)
+
+    times: dict[str, float] = {}
+    for name in args.only:
+        start = time.perf_counter()
+        corpora.build(name, manual_dir=str(Path(args.corpora_dir) / name), data_dir=args.data_dir,
+                      file_format=args.file_format)
+        times[name] = time.perf_counter() - start
+    total = time.perf_counter() - START
+    start = time.perf_counter()
+    examples = sum(len(corpora.load_split(name, split, args.data_dir)["label"])
+                   for name in args.only for split in corpora.SPLITS)
+    load = time.perf_counter() - start
+
+    command = "python benchmarks/build.py " + " ".join(sys.argv[1:])
+    print(f"\n{datetime.date.today().isoformat()}, {machine()}\n`{command}`\n")
+    print("| corpus | build time (s) |\n|---|---:|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.1f} |")
+    print(f"| **all, wall clock incl. imports and compilation** | **{total:.1f}** |")
+    print(f"\nReading all splits back (`load_split`, every feature but audio): {examples} examples in {load:.1f} s.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Benchmark of the MFCC front end: jitted ``emojax.features.mfcc`` vs ``librosa.feature.mfcc`` vs ``tf.signal``.
+
+Clips are 2.5 s at 22,050 Hz: the corpus samples (``../shared/corpus-samples`` or ``$EMOJAX_CORPUS_SAMPLES``),
+resampled, from 0.5 s in (like the reference system), cycled to fill the batch; generated speech-like signals when
+the samples are absent. MFCC parameters are librosa's defaults (n_fft 2048, hop 512, 128 mels, 20 coefficients).
+Every method runs in its own subprocess (so JAX, TensorFlow and librosa do not share threads or memory), after
+one untimed call (compilation); the time per clip is the median of ``--repeats`` calls divided by the batch size
+(also the best call, and the median process CPU time: on a shared machine, CPU time is the steadier number).
+Peak memory is the subprocess's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) minus its
+resident size before the first call. Finally ``clip_mfccs`` (the 16 kHz → 44.1 kHz front end) is timed on 200
+clips of 2-4 s.
+
+    python benchmarks/features.py                    # batch sizes 1, 8, 64, 512
+    python benchmarks/features.py --batches 64 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SR = 22_050
+SECONDS = 2.5
+METHODS = ("emojax", "librosa", "librosa-batched", "tf.signal")
+
+
+def _rss_mib() -> float:
+    """Current resident set size of this process in MiB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _samples_dir() -> Path | None:
+    default = Path(__file__).resolve().parents[2] / "shared" / "corpus-samples"
+    path = Path(os.environ.get("EMOJAX_CORPUS_SAMPLES", default))
+    return path if path.is_dir() else None
+
+
+def sources(sr: int) -> tuple[list[np.ndarray], str]:
+    """Speech at ``sr`` Hz (float32 1-D arrays, 0.5 s in): the corpus samples, or 16 generated speech-like signals."""
+    from emojax.features import load_audio
+
+    samples = _samples_dir()
+    if samples is not None:
+        out = [load_audio(p, sr)[0][sr // 2 :] for p in sorted(samples.rglob("*")) if p.is_file()]
+        return out, f"{len(out)} corpus samples from {samples}, resampled to {sr} Hz, from 0.5 s in"
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * sr) / sr
+    out = []
+    for _ in range(16):  # harmonic source with a pitch contour and a syllable envelope, plus breath noise
+        f0 = rng.uniform(90, 250) * (1 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.3, 2) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        voiced = sum(np.sin(k * phase) / k**1.5 for k in range(1, 40) if k * f0.max() < sr / 2)
+        envelope = np.clip(np.sin(2 * np.pi * rng.uniform(2, 4) * t), 0, None)
+        out.append((0.2 * voiced * envelope + 0.005 * rng.standard_normal(t.size)).astype(np.float32))
+    return out, "16 generated speech-like signals (../shared/corpus-samples absent)"
+
+
+def clips(batch: int) -> tuple[np.ndarray, str]:
+    """``(batch, 55125)`` float32 clips of 2.5 s at 22,050 Hz (zero-padded when shorter) and their origin."""
+    n = int(SECONDS * SR)
+    src, origin = sources(SR)
+    out = np.zeros((batch, n), np.float32)
+    for i in range(batch):
+        y = src[i % len(src)][:n]
+        out[i, : len(y)] = y
+    return out, origin
+
+
+def _mfcc_fn(method: str):
+    """``(prepare, f)`` for one method: ``prepare`` moves a numpy batch to the method's array type (untimed, like
+    data already in a pipeline), ``f`` computes the MFCCs (librosa-default parameters at 22,050 Hz) and waits."""
+    if method == "emojax":
+        import jax
+
+        from emojax.features import mfcc
+
+        f = jax.jit(lambda y: mfcc(y, sr=SR))
+        return jax.device_put, lambda y: f(y).block_until_ready()
+    if method == "librosa":
+        import librosa
+
+        return (lambda y: y), lambda y: [librosa.feature.mfcc(y=c, sr=SR) for c in y]  # per clip: top_db per clip
+    if method == "librosa-batched":
+        import librosa
+
+        return (lambda y: y), lambda y: librosa.feature.mfcc(y=y, sr=SR)  # faster, but top_db across the batch
+    if method == "tf.signal":
+        import tensorflow as tf
+
+        mel = tf.signal.linear_to_mel_weight_matrix(128, 1025, SR, 0.0, SR / 2)
+
+        @tf.function(jit_compile=True)
+        def f(y):
+            y = tf.pad(y, [[0, 0], [1024, 1024]])
+            spec = tf.signal.stft(y, 2048, 512, 2048, window_fn=tf.signal.hann_window)
+            power = tf.math.real(spec) ** 2 + tf.math.imag(spec) ** 2
+            db = 10.0 * tf.math.log(tf.maximum(tf.tensordot(power, mel, 1), 1e-10)) / tf.math.log(10.0)
+            db = tf.maximum(db, tf.reduce_max(db, axis=[1, 2], keepdims=True) - 80.0)
+            return tf.signal.mfccs_from_log_mel_spectrograms(db)[..., :20]
+
+        return tf.constant, lambda y: f(y).numpy()
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def run_one(method: str, batch: int, repeats: int) -> dict:
+    """Times one method on one batch size in this process."""
+    y, origin = clips(batch)
+    prepare, f = _mfcc_fn(method)
+    y = prepare(y)
+    rss0 = _rss_mib()
+    t0 = time.perf_counter()
+    f(y)
+    first = time.perf_counter() - t0
+    times, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        f(y)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return dict(method=method, batch=batch, ms_per_clip=1e3 * float(np.median(times)) / batch,
+                best_ms_per_clip=1e3 * min(times) / batch, cpu_ms_per_clip=1e3 * float(np.median(cpu)) / batch,
+                first_call_s=first, peak_mib=_peak_rss_mib() - rss0, origin=origin)
+
+
+def time_clip_mfccs(n_clips: int = 200) -> dict:
+    """``clip_mfccs`` on ``n_clips`` 16 kHz int16 clips of 2-4 s (corpus samples or generated), after warm-up."""
+    from emojax import features
+
+    rng = np.random.default_rng(1)
+    src, _ = sources(16000)
+    data = []
+    for i in range(n_clips):  # each source repeated up to a random length of 2-4 s, as int16 PCM
+        c = np.resize(src[i % len(src)], int(rng.uniform(2, 4) * 16000))
+        data.append((np.clip(c, -1, 1) * 32767).astype(np.int16))
+    out = features.clip_mfccs(data)  # compiles every bucket
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        features.clip_mfccs(data)
+        times.append(time.perf_counter() - t0)
+    dt = float(np.median(times))
+    audio_s = sum(len(c) for c in data) / 16000
+    return dict(clips=n_clips, audio_s=audio_s, seconds=dt, ms_per_clip=1e3 * dt / n_clips,
+                x_realtime=audio_s / dt, frames=sum(o.shape[1] for o in out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 512])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--clip-mfccs", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.repeats)))
+        return
+    if args.clip_mfccs:
+        print(json.dumps(time_clip_mfccs()))
+        return
+
+    print(f"load average before: {os.getloadavg()}")
+    rows = []
+    for batch in args.batches:
+        for method in args.methods:
+            repeats = args.repeats if not method.startswith("librosa") or batch < 512 else max(2, args.repeats // 3)
+            cmd = [sys.executable, __file__, "--one", method, str(batch), "--repeats", str(repeats)]
+            rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+    print(f"clips: {rows[0]['origin']}")
+    print("speed-ups are the other method's median time / this one's ('batched': librosa on the whole batch)")
+    print(f"| {'batch':>5} | {'method':>15} | {'ms/clip':>7} | {'best':>6} | {'CPU ms':>6} | {'vs librosa':>10} | "
+          f"{'vs batched':>10} | {'vs tf':>6} | {'peak MiB':>8} |")
+    print("|" + "|".join("-" * w for w in (7, 17, 9, 8, 8, 12, 12, 8, 10)) + "|")
+    for row in rows:
+        same = {r["method"]: r["ms_per_clip"] for r in rows if r["batch"] == row["batch"]}
+        ratio = lambda m: f"{same[m] / row['ms_per_clip']:.2f}x" if m in same else "-"  # noqa: E731
+        print(f"| {row['batch']:>5} | {row['method']:>15} | {row['ms_per_clip']:7.3f} | "
+              f"{row['best_ms_per_clip']:6.3f} | {row['cpu_ms_per_clip']:6.3f} | {ratio('librosa'):>10} | "
+              f"{ratio('librosa-batched'):>10} | {ratio('tf.signal'):>6} | {row['peak_mib']:8.0f} |")
+    cmd = [sys.executable, __file__, "--clip-mfccs"]
+    cm = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    print(f"clip_mfccs (median of 3): {cm['clips']} clips, {cm['audio_s']:.0f} s of 16 kHz audio in "
+          f"{cm['seconds']:.2f} s ({cm['ms_per_clip']:.2f} ms/clip, {cm['x_realtime']:.0f}x real time)")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

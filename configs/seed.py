@@ -1,0 +1,53 @@
+"""The reference system, reproduced: SeedCNN on 25 MFCC x 216 frames (2.5 s from 0.5 s in) of all four
+corpora, per-position normalisation from training data, a stratified random 80/20 split
+(9,729 / 2,433 of 12,162), Adam 1e-3, batch 16.
+
+The 80 % part loses a stratified 10 % (973 clips) to validation, which picks the best epoch; the test
+20 % is only evaluated at the end. Run: ``python train.py --workdir runs/seed --config configs/seed.py``.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Data and protocol.
+    config.datasets = ("ravdess", "savee", "crema_d", "tess")
+    config.data_dir = ml_collections.config_dict.placeholder(str)  # None: corpora.default_data_dir()
+    config.protocol = "random"  # or "speaker": the builders' speaker-disjoint splits
+    config.test_fraction = 0.2
+    config.validation_fraction = 0.1  # of the non-test part (random protocol)
+    config.split_seed = 42
+    # Features: windows of the full-clip MFCC (frames of 512 samples at 44.1 kHz).
+    config.n_mfcc = 25
+    config.offset_frames = 43  # 0.5 s
+    config.window_frames = 216  # 2.5 s
+    config.crop_shift_frames = 0  # training crops shifted by up to this many frames; 0 = fixed window
+    config.normalization = "per_position"  # or "per_coefficient"
+    # Model.
+    config.model = "seed_cnn"  # or "cnn" (models.CNN: the fields below)
+    config.dropout_rate = 0.2
+    config.widths = (32, 64, 128, 128)
+    config.residual = True
+    config.pooling = "stats"
+    config.hidden = 128
+    config.dtype = "float32"  # or "bfloat16" (mixed precision: bf16 compute, f32 params)
+    # Optimisation.
+    config.optimizer = "adam"  # "adam", "adamw" or "sgd" (momentum 0.9)
+    config.learning_rate = 1e-3
+    config.schedule = "constant"  # or "cosine" (after linear warm-up)
+    config.warmup_epochs = 0
+    config.weight_decay = 0.0  # adamw only
+    config.label_smoothing = 0.0
+    config.batch_size = 16
+    config.epochs = 50
+    # Augmentation (on device): SpecAugment-style masks, zeros after normalisation.
+    config.freq_masks = 0
+    config.max_freq_width = 0
+    config.time_masks = 0
+    config.max_time_width = 0
+    # Execution.
+    config.data_on_device = True  # False: host-fed batches (same results, for data that does not fit)
+    config.eval_batch_size = 256
+    config.seed = 0
+    return config

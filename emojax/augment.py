@@ -1,0 +1,48 @@
+"""On-device augmentation of normalised MFCC windows (pure ``jax.numpy``, jit-safe, per example).
+
+All functions take a PRNG key and a batch ``x`` (B, n_mfcc, frames) float and return a new batch; the
+trainer derives their keys from (seed, epoch, step), so augmentation is deterministic.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def random_crop(key: jax.Array, x: jnp.ndarray, frames: int) -> jnp.ndarray:
+    """Crop each example to ``frames`` frames at a uniformly random start.
+
+    x: (B, H, W) with W >= frames -> (B, H, frames).
+    """
+    batch, height, width = x.shape
+    if width < frames:
+        raise ValueError(f"cannot crop {frames} frames out of windows of {width}")
+    starts = jax.random.randint(key, (batch,), 0, width - frames + 1)
+    return jax.vmap(lambda row, start: jax.lax.dynamic_slice(row, (0, start), (height, frames)))(x, starts)
+
+
+def _masks(key: jax.Array, batch: int, size: int, count: int, max_width: int) -> jnp.ndarray:
+    """(batch, size) bool: the union of ``count`` random bands of width 0..max_width per example."""
+    width_key, start_key = jax.random.split(key)
+    widths = jax.random.randint(width_key, (batch, count, 1), 0, max_width + 1)
+    starts = jax.random.randint(start_key, (batch, count, 1), 0, size) - widths // 2
+    positions = jnp.arange(size)[None, None, :]
+    return ((positions >= starts) & (positions < starts + widths)).any(axis=1)
+
+
+def spec_augment(key: jax.Array, x: jnp.ndarray, *, freq_masks: int, max_freq_width: int, time_masks: int,
+                 max_time_width: int) -> jnp.ndarray:
+    """SpecAugment-style masking (Park et al. 2019) of MFCC windows: masked values become 0 (the mean).
+
+    x: (B, H, W) -> (B, H, W) with, per example, ``freq_masks`` bands of up to ``max_freq_width``
+    coefficients and ``time_masks`` bands of up to ``max_time_width`` frames set to zero.
+    """
+    batch, height, width = x.shape
+    freq_key, time_key = jax.random.split(key)
+    masked = jnp.zeros((batch, height, width), bool)
+    if freq_masks:
+        masked |= _masks(freq_key, batch, height, freq_masks, max_freq_width)[:, :, None]
+    if time_masks:
+        masked |= _masks(time_key, batch, width, time_masks, max_time_width)[:, None, :]
+    return jnp.where(masked, jnp.zeros((), x.dtype), x)

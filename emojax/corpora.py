@@ -1,0 +1,509 @@
+"""The emojax corpora as TFDS datasets: the builder logic the five builders share, and reading them back.
+
+Each folder ``datasets/<corpus>/`` holds a ``Builder`` with only what is particular to its corpus: how a
+file name is parsed (``CorpusBuilder.parse``), which speakers go to which split (``split_of``), the download
+instructions, README and citation. Everything else lives here, once: discovery of the recordings under the
+manual dir (recursively, inside ``.zip`` archives too), decoding by content (``emojax.features.load_audio``:
+any container libsndfile reads, mono mixdown, resampling to 16 kHz), duplicate detection, skipping bad files
+with a warning that names them, the example features (the same in all builders), MFCCs in jitted, length-
+bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the dataset's
+``metadata.json``).
+
+The builders are registered as ``emojax_<corpus>`` (tensorflow-datasets ships its own, different ``crema_d``
+and ``savee``), so ``tfds build datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``;
+``load_split`` reads that directory back without importing any builder class. New builds are written as
+ArrayRecord unless ``--file_format`` says otherwise; TFRecord builds are read as well.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from emojax import features
+from emojax.labels import EMOTIONS
+
+CORPORA: tuple[str, ...] = ("ravdess", "savee", "crema_d", "tess")
+"""The four real corpora, each a builder in ``datasets/<name>/``."""
+BUILDERS: tuple[str, ...] = CORPORA + ("synthetic_prosody",)
+"""Every emojax dataset builder: the real corpora and the generated one."""
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+VERSION = tfds.core.Version("1.0.0")
+DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
+"""Where the builder folders live (the source tree; ``pip install -e .`` keeps it)."""
+AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff", ".aifc", ".mp3"})
+"""Files with these extensions are decoded (by content); other files are counted as ignored."""
+INT16_SCALE = 32768.0
+"""float [-1, 1] ↔ int16 PCM scale (the one libsndfile uses)."""
+STRING_FEATURES: tuple[str, ...] = ("speaker", "gender", "corpus", "original_label", "intensity", "text", "file")
+DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "label") + STRING_FEATURES
+"""What ``load_split`` returns unless asked otherwise: every feature except the raw audio."""
+_CHUNK = 256  # clips decoded and sent to clip_mfccs at a time
+
+
+def dataset_name(name: str) -> str:
+    """Registered TFDS name (and data-dir folder) of emojax builder ``name``, e.g. ``emojax_ravdess``."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown emojax dataset {name!r}; expected one of {', '.join(BUILDERS)}")
+    return f"emojax_{name}"
+
+
+def example_features() -> tfds.features.FeaturesDict:
+    """The features of every emojax example (all five builders)."""
+    raw = tfds.features.Encoding.BYTES  # raw array bytes: ~50x faster to write and read than number lists
+    text = {key: tfds.features.Text() for key in STRING_FEATURES}
+    return tfds.features.FeaturesDict({
+        "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding=raw,
+                                      doc=f"mono PCM at {features.SAMPLE_RATE} Hz, the whole recording"),
+        "mfcc": tfds.features.Tensor(shape=(features.FRONT_END["n_mfcc"], None), dtype=np.float32, encoding=raw,
+                                     doc="emojax.features.clip_mfccs of the audio (FRONT_END), (40, frames)"),
+        "label": tfds.features.ClassLabel(names=EMOTIONS),
+        **text,
+    })
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """What a file name (and the corpus's tables) say about one recording.
+
+    Attributes:
+      key: the recording's id, unique in its corpus and the same in every copy/layout, e.g. ``DC_a01``.
+      speaker: corpus-local speaker id, e.g. ``"07"`` (stored as ``"<corpus>/07"``).
+      gender: ``"male"``, ``"female"`` or ``"unknown"``.
+      emotion: one of ``EMOTIONS``.
+      original_label: the corpus's own emotion code, e.g. ``"ps"``.
+      intensity: emotional intensity as the corpus names it, ``""`` where none.
+      text: sentence or word id, ``""`` where none.
+    """
+
+    key: str
+    speaker: str
+    gender: str
+    emotion: str
+    original_label: str
+    intensity: str = ""
+    text: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFile:
+    """One candidate recording found under the manual dir.
+
+    Attributes:
+      name: path relative to the manual dir (POSIX); for a zip member ``archive.zip/inner/path``.
+      path: the file on disk (the archive, for a zip member).
+      member: the member's name inside the archive, ``None`` for a plain file.
+    """
+
+    name: str
+    path: Path
+    member: str | None = None
+
+
+@dataclasses.dataclass
+class BuildReport:
+    """What a build found, built and skipped (printed at the end, kept in ``metadata.json``)."""
+
+    found: int = 0
+    ignored: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (file, reason, detail)
+    counts: dict[str, collections.Counter] = dataclasses.field(
+        default_factory=lambda: {split: collections.Counter() for split in SPLITS})
+
+    def skip(self, file: str, reason: str, detail: str) -> None:
+        """Records a skipped file and warns, naming it."""
+        self.skipped.append((file, reason, detail))
+        logging.warning("skipped %s (%s): %s", file, reason, detail)
+
+    @property
+    def built(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+    def summary(self) -> str:
+        """One line, e.g. ``found 12, built 10, skipped 2 (1 duplicate, 1 undecodable); ignored 1 other file``."""
+        reasons = collections.Counter(reason for _, reason, _ in self.skipped)
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        line = f"found {self.found}, built {self.built}, skipped {len(self.skipped)}"
+        line += f" ({detail})" if detail else ""
+        if self.ignored:
+            line += f"; ignored {len(self.ignored)} non-audio file(s), e.g. {self.ignored[0]}"
+        return line
+
+    def table(self) -> str:
+        """Per-split, per-label example counts as a text table."""
+        width = max(len(e) for e in EMOTIONS)
+        rows = [f"{'':{width}} " + " ".join(f"{s:>10}" for s in SPLITS) + f" {'total':>10}"]
+        for emotion in EMOTIONS + ("total",):
+            cells = [sum(c.values()) if emotion == "total" else c[emotion] for c in self.counts.values()]
+            rows.append(f"{emotion:{width}} " + " ".join(f"{n:>10}" for n in cells) + f" {sum(cells):>10}")
+        return "\n".join(rows)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "found": self.found,
+            "built": self.built,
+            "skipped": [{"file": f, "reason": r, "detail": d} for f, r, d in self.skipped],
+            "ignored": self.ignored,
+            "counts": {split: dict(sorted(c.items())) for split, c in self.counts.items()},
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Discovery and decoding
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _hidden(parts: Iterable[str]) -> bool:
+    """macOS/metadata debris: dot-files (``._x.wav``, ``.DS_Store``) and ``__MACOSX`` folders."""
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def find_audio_files(root: Path) -> tuple[list[AudioFile], list[str]]:
+    """All candidate recordings under ``root``, recursively and inside ``.zip`` archives, in sorted order.
+
+    Returns:
+      ``(files, ignored)``: files with an audio extension (decoded later by content), and the relative
+      names of the other files (documents, spreadsheets, dot-files), which are not recordings.
+    """
+    files: list[AudioFile] = []
+    ignored: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            name = path.relative_to(root).as_posix()
+            if _hidden(PurePosixPath(name).parts):
+                ignored.append(name)
+            elif path.suffix.lower() == ".zip":
+                members, other = _zip_members(path, name)
+                files += members
+                ignored += other
+            elif path.suffix.lower() in AUDIO_EXTENSIONS:
+                files.append(AudioFile(name, path))
+            else:
+                ignored.append(name)
+    return sorted(files, key=lambda f: f.name), sorted(ignored)
+
+
+def _zip_members(path: Path, name: str) -> tuple[list[AudioFile], list[str]]:
+    """The audio members of archive ``path`` (relative name ``name``), and the names of its other members."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path}: not a readable .zip archive ({e}); re-download it or extract it yourself") from e
+    files, ignored = [], []
+    for member in members:
+        inner = PurePosixPath(member)
+        if _hidden(inner.parts) or inner.suffix.lower() not in AUDIO_EXTENSIONS:
+            ignored.append(f"{name}/{member}")
+        else:
+            files.append(AudioFile(f"{name}/{member}", path, member))
+    return files, ignored
+
+
+def read_recording(file: AudioFile) -> np.ndarray:
+    """Decodes one recording (by content) to ``(samples,)`` int16 mono at ``features.SAMPLE_RATE`` (16 kHz).
+
+    Zip members are extracted to a temporary folder first (removed after decoding).
+
+    Raises:
+      features.AudioFileError: the file is empty or not decodable audio (the message names it).
+    """
+    if file.member is None:
+        if file.path.stat().st_size == 0:
+            raise features.AudioFileError(f"{file.path}: the file is empty (0 bytes)")
+        y, _ = features.load_audio(file.path, features.SAMPLE_RATE)
+    else:
+        with zipfile.ZipFile(file.path) as archive, tempfile.TemporaryDirectory() as tmp:
+            if archive.getinfo(file.member).file_size == 0:
+                raise features.AudioFileError(f"{file.name}: the file is empty (0 bytes)")
+            extracted = Path(archive.extract(file.member, tmp))
+            try:
+                y, _ = features.load_audio(extracted, features.SAMPLE_RATE)
+            except features.AudioFileError as e:  # name the member, not the temporary copy
+                raise features.AudioFileError(str(e).replace(str(extracted), file.name)) from e
+    return np.clip(np.round(y * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Builders
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One example before its MFCCs: ``audio`` (samples,) int16 at 16 kHz plus its string features."""
+
+    key: str
+    audio: np.ndarray
+    emotion: str
+    strings: dict[str, str]  # the STRING_FEATURES
+
+
+class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of every emojax builder: features, file format, MFCCs in batches, the build summary.
+
+    A subclass sets ``CORPUS`` (its folder name); it is registered as ``emojax_<CORPUS>``.
+    """
+
+    VERSION = VERSION
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First emojax release."}
+    CORPUS: ClassVar[str]
+    HOMEPAGE: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "CORPUS" in cls.__dict__:
+            cls.name = dataset_name(cls.CORPUS)
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, *, file_format: str | tfds.core.FileFormat | None = None, **kwargs: Any) -> None:
+        super().__init__(file_format=file_format, **kwargs)
+        if file_format is None and not (self.data_path / "dataset_info.json").exists():  # new: ArrayRecord
+            self.info.set_file_format(tfds.core.FileFormat.ARRAY_RECORD, override=True)
+        self.report = BuildReport()
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=example_features(),
+            supervised_keys=("mfcc", "label"),
+            homepage=self.HOMEPAGE,
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _generate_examples(self, split: str, clips: Iterable[Clip]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Adds MFCCs (``clip_mfccs``, in chunks of ``_CHUNK`` clips) and counts what is built."""
+        pending: list[Clip] = []
+
+        def flush() -> Iterator[tuple[str, dict[str, Any]]]:
+            for clip, mfcc in zip(pending, features.clip_mfccs([c.audio for c in pending])):
+                self.report.counts[split][clip.emotion] += 1
+                yield clip.key, {"audio": clip.audio, "mfcc": mfcc, "label": clip.emotion, **clip.strings}
+            pending.clear()
+
+        for clip in clips:
+            pending.append(clip)
+            if len(pending) == _CHUNK:
+                yield from flush()
+        yield from flush()
+
+    def _download_and_prepare(self, dl_manager: tfds.download.DownloadManager, download_config: Any) -> None:
+        self.report = BuildReport()
+        super()._download_and_prepare(dl_manager=dl_manager, download_config=download_config)
+        self.info.metadata["build"] = self.report.as_metadata()
+        print(f"\n{self.name}: {self.report.summary()}\n{self.report.table()}", flush=True)
+
+
+class CorpusBuilder(EmojaxBuilder, skip_registration=True):
+    """Base of the four real corpora: recordings from the manual dir in any of the usual layouts."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS: ClassVar[str]
+
+    @classmethod
+    @abc.abstractmethod
+    def parse(cls, name: PurePosixPath) -> Recording:
+        """Reads a recording's metadata from its path relative to the manual dir.
+
+        Raises:
+          ValueError: the name is not one of this corpus's recordings (the message says why).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def split_of(cls, recording: Recording) -> str:
+        """The split (one of ``SPLITS``) ``recording`` belongs to."""
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
+        root = Path(dl_manager.manual_dir)
+        plan = self.plan(root, self.report)
+        for split in SPLITS:
+            if not plan[split]:
+                logging.warning("%s: no recordings for the %s split in %s; the split is left out",
+                                self.name, split, root)
+        return {split: self._generate_examples(split, self._clips(items)) for split, items in plan.items() if items}
+
+    @classmethod
+    def plan(cls, root: Path, report: BuildReport) -> dict[str, list[tuple[AudioFile, Recording]]]:
+        """Discovers, parses and de-duplicates the recordings under ``root``; assigns each to its split.
+
+        Misnamed files and second copies are recorded in ``report`` (with a warning each).
+
+        Raises:
+          ValueError: ``root`` holds no recording of this corpus (says where to download it and which
+            layouts are accepted).
+        """
+        files, report.ignored = find_audio_files(root)
+        report.found = len(files)
+        parsed: list[tuple[AudioFile, Recording]] = []
+        misnamed: list[tuple[str, str]] = []
+        for file in files:
+            try:
+                parsed.append((file, cls.parse(PurePosixPath(file.name))))
+            except ValueError as e:
+                misnamed.append((file.name, str(e)))
+        if not parsed:
+            raise ValueError(
+                f"no {cls.CORPUS} recordings in {root} ({len(files)} audio file(s), {len(report.ignored)} other "
+                f"file(s) found, none named like a {cls.CORPUS} recording). Point --manual_dir at the corpus:\n"
+                f"{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        for name, reason in misnamed:
+            report.skip(name, "misnamed", reason)
+        plan: dict[str, list[tuple[AudioFile, Recording]]] = {split: [] for split in SPLITS}
+        first: dict[str, str] = {}
+        for file, recording in parsed:
+            if recording.key in first:
+                report.skip(file.name, "duplicate", f"a second copy of {first[recording.key]}, built once")
+                continue
+            first[recording.key] = file.name
+            plan[cls.split_of(recording)].append((file, recording))
+        return plan
+
+    def _clips(self, items: Sequence[tuple[AudioFile, Recording]]) -> Iterator[Clip]:
+        """Decodes ``items`` (threads, one chunk ahead) and yields their clips; bad files are skipped."""
+        workers = max(1, min(4, os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            def submit(start: int) -> list[concurrent.futures.Future]:
+                return [pool.submit(read_recording, file) for file, _ in items[start : start + _CHUNK]]
+
+            bar = tfds.core.utils.tqdm(total=len(items), desc=f"{self.name}: decoding", unit=" files", leave=False)
+            ahead = submit(0)
+            for start in range(0, len(items), _CHUNK):
+                done, ahead = ahead, submit(start + _CHUNK)
+                for (file, recording), future in zip(items[start : start + _CHUNK], done):
+                    bar.update(1)
+                    try:
+                        audio = future.result()
+                    except features.AudioFileError as e:
+                        reason = "empty" if "empty" in str(e) or "no audio samples" in str(e) else "undecodable"
+                        self.report.skip(file.name, reason, str(e))
+                        continue
+                    yield Clip(f"{self.CORPUS}/{recording.key}", audio, recording.emotion, {
+                        "speaker": f"{self.CORPUS}/{recording.speaker}",
+                        "gender": recording.gender,
+                        "corpus": self.CORPUS,
+                        "original_label": recording.original_label,
+                        "intensity": recording.intensity,
+                        "text": recording.text,
+                        "file": file.name,
+                    })
+            bar.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building and reading
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def default_data_dir() -> str:
+    """``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``, as tfds itself chooses."""
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def _dataset_dir(name: str, data_dir: str | None) -> Path:
+    return Path(data_dir or default_data_dir()) / dataset_name(name) / str(VERSION)
+
+
+def is_prepared(name: str, data_dir: str | None = None) -> bool:
+    """Whether ``name`` (e.g. ``"ravdess"``) is built (at this ``VERSION``) in ``data_dir``."""
+    return (_dataset_dir(name, data_dir) / "dataset_info.json").is_file()
+
+
+def builder_class(name: str) -> type[EmojaxBuilder]:
+    """The ``Builder`` of ``datasets/<name>/``, imported the way ``tfds build datasets/<name>`` does."""
+    dataset_name(name)  # validates
+    module = DATASETS_DIR / name / f"{name}_dataset_builder.py"
+    if not module.is_file():
+        raise FileNotFoundError(f"{module} not found: the builders ship with the emojax source tree; "
+                                "install emojax from a checkout (pip install -e .)")
+    with tfds.core.utils.add_sys_path(DATASETS_DIR):
+        return tfds.core.community.builder_cls_from_module(f"{name}.{name}_dataset_builder")
+
+
+def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = None,
+          file_format: str | None = None) -> None:
+    """Builds dataset ``name`` (same result as ``tfds build datasets/<name> --manual_dir ...``).
+
+    Args:
+      name: one of ``BUILDERS``.
+      manual_dir: the downloaded corpus (not needed for ``synthetic_prosody``).
+      data_dir: where to write; default ``default_data_dir()``.
+      file_format: ``"array_record"`` (default for new builds) or ``"tfrecord"``.
+    """
+    builder = builder_class(name)(data_dir=data_dir or default_data_dir(), file_format=file_format)
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    builder.download_and_prepare(download_config=config)
+
+
+def _records(info: tfds.core.DatasetInfo, split: str) -> Iterator[bytes]:
+    """The serialized examples of ``split``, in stored order, whatever the file format."""
+    file_format = info.file_format
+    paths = info.splits[split].filepaths
+    if file_format == tfds.core.FileFormat.ARRAY_RECORD:
+        from array_record.python import array_record_data_source
+
+        source = array_record_data_source.ArrayRecordDataSource([os.fspath(p) for p in paths])
+        for start in range(0, len(source), _CHUNK):  # bounded memory: a chunk of raw records at a time
+            yield from source.__getitems__(range(start, min(start + _CHUNK, len(source))))
+    elif file_format == tfds.core.FileFormat.TFRECORD:
+        import tensorflow as tf
+
+        yield from tf.data.TFRecordDataset([os.fspath(p) for p in paths]).as_numpy_iterator()
+    else:
+        raise ValueError(f"{info.data_dir}: file format {file_format} is not supported; rebuild with "
+                         "--file_format array_record")
+
+
+def load_split(name: str, split: str, data_dir: str | None = None,
+               keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, np.ndarray | list]:
+    """Reads a whole split into memory, in stored order (the same on every read of the same build).
+
+    Args:
+      name: one of ``BUILDERS``, e.g. ``"ravdess"``.
+      split: ``"train"``, ``"validation"`` or ``"test"``.
+      data_dir: where it was built; default ``default_data_dir()``.
+      keys: features to return (default all but ``"audio"``).
+
+    Returns:
+      ``{key: values}``: ``"mfcc"`` and ``"audio"`` are lists of float32 ``(40, frames)`` / int16
+      ``(samples,)`` arrays, ``"label"`` an int64 array, strings a ``np.ndarray`` of ``str``.
+    """
+    path = _dataset_dir(name, data_dir)
+    if not is_prepared(name, data_dir):
+        raise FileNotFoundError(
+            f"{dataset_name(name)} is not built in {path.parent.parent}: run `tfds build datasets/{name} "
+            f"--manual_dir DIR --data_dir {path.parent.parent}` (or emojax.corpora.build({name!r}, ...))")
+    info = tfds.builder_from_directory(os.fspath(path)).info
+    if split not in info.splits:
+        raise ValueError(f"{path} has no split {split!r}; it has {', '.join(info.splits)}")
+    spec = info.features
+    unknown = set(keys) - set(spec.keys())
+    if unknown:
+        raise ValueError(f"unknown feature(s) {sorted(unknown)}; {path} has {', '.join(spec.keys())}")
+    decoders = {key: tfds.decode.SkipDecoding() for key in spec.keys() if key not in keys}
+    columns: dict[str, list] = {key: [] for key in keys}
+    for record in _records(info, split):
+        example = spec.deserialize_example_np(record, decoders=decoders)
+        for key in keys:
+            columns[key].append(example[key])
+    out: dict[str, np.ndarray | list] = {}
+    for key, values in columns.items():
+        if key == "label":
+            out[key] = np.asarray(values, np.int64)
+        elif key in ("mfcc", "audio"):
+            out[key] = values
+        else:
+            out[key] = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+    return out

@@ -1,0 +1,653 @@
+"""The emojax audio front end: audio loading and a pure ``jax.numpy`` MFCC pipeline.
+
+Everything here matches ``librosa`` 0.11 (same keyword names, defaults and output layouts): ``stft`` →
+``|·|**power`` → mel filterbank (``mel_filterbank``, ``melspectrogram``) → ``power_to_db`` → DCT (``mfcc``).
+The window, the filterbank and the DCT matrix are built once per parameter set on the host in float64 (cached) and
+applied in float32; the signal path is float32 and runs under ``jax.jit``, ``jax.vmap`` and ``jax.grad``. Leading
+batch axes are allowed everywhere; the ``top_db`` floor is taken per clip (over the last two axes), never across
+a batch. Parity with librosa is within 1e-6 of the largest value per clip (tests/test_features.py: 1e-5).
+
+How the jitted path is fast on CPU (numbers in BENCHMARKS.md): frames are cut without a gather (reshape into
+``gcd(n_fft, hop)`` blocks, strided slices, stack), clips are processed a few at a time in ``lax.map`` loops (so the
+frames and their FFT stay in cache) and in independent loops that XLA runs on different cores, and the mel
+filterbank, which is banded, is applied as a handful of dense blocks instead of one mostly-zero matrix.
+
+The emojax front end
+--------------------
+All stored and inferred audio is 16 kHz mono (``SAMPLE_RATE``). The reference system computed librosa MFCCs at
+44.1 kHz with ``n_fft=2048, hop_length=512`` (216 frames per 2.5 s), so the front end resamples every clip to
+``MFCC_SAMPLE_RATE`` and computes ``mfcc(y, **FRONT_END)``: 40 coefficients (models may take the first 25: rows of
+the orthonormal DCT do not depend on ``n_mfcc``), 128 Slaney mel bands, librosa defaults otherwise.
+
+``clip_mfccs`` does this for many clips of any lengths at once. Resampling is ``scipy.signal.resample_poly``'s
+(same Kaiser filter, alignment and length), computed inside the jitted batch as block matrix products read off
+resample_poly's own impulse responses: it agrees with resample_poly to float32 round-off (~1e-6) at about 30
+multiply-adds per output sample, instead of a host pass per clip. Clips are padded up to length buckets (frame
+counts 32 · 2^(k/4) rounded up to 8: a few compiled shapes, about 20 % padding at most) and run in batches of 32;
+each clip is zeroed beyond its own resampled length and its ``top_db`` peak is taken over its own frames, so every
+result equals ``mfcc`` of the resampled clip alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.fft
+import scipy.signal
+import soundfile
+
+SAMPLE_RATE = 16_000
+"""Sample rate (Hz) of all stored and inferred emojax audio."""
+MFCC_SAMPLE_RATE = 44_100
+"""Rate (Hz) the front end computes MFCCs at: the reference's librosa rate, 216 frames per 2.5 s at hop 512."""
+FRONT_END = dict(sr=MFCC_SAMPLE_RATE, n_mfcc=40, n_fft=2048, hop_length=512, n_mels=128)
+"""``mfcc`` keyword arguments of the emojax front end (librosa defaults otherwise)."""
+
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric")
+# Performance knobs of the jitted path, chosen by measurement on the 2-core CPU (see BENCHMARKS.md):
+_SEGMENT_COST = 4096  # multiply-adds per frame charged per filterbank block (2048-8192 within 10 %; dense: 2x slower)
+_CHUNK_FRAMES = 512  # frames per lax.map step, so one step's FFT buffers stay in cache (1024: 1.6x slower, all: 2.5x)
+_PARALLEL_MAPS = 4  # independent lax.map loops: XLA's thunk executor runs independent loops on different cores
+# libsndfile logs "data : 32000 (should be 15978)" when a WAV/AIFF sound-data chunk runs past the end of the file
+# (it then silently reads what is there); 0 and 0xFFFFFFFF are streaming placeholders, not sizes.
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+class AudioFileError(ValueError):
+    """An audio file that cannot be read (empty, truncated, or not audio); the message names the file."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Reads an audio file as float32 mono samples in [-1, 1].
+
+    Any container libsndfile reads works, whatever the file's extension says (e.g. AIFF data named ``.wav``);
+    integer PCM is scaled to [-1, 1), channels are averaged, and with ``sample_rate`` the signal is resampled
+    with ``scipy.signal.resample_poly`` (then clipped to [-1, 1]).
+
+    Args:
+      path: the audio file.
+      sample_rate: target rate in Hz; ``None`` keeps the file's rate.
+
+    Returns:
+      ``(y, sr)``: ``y`` float32 of shape ``(samples,)``, ``sr`` its rate in Hz.
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist (``.filename`` is the path).
+      AudioFileError: a ``ValueError`` naming the file when it is empty, truncated or not audio.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "audio file not found", str(path))
+    if sample_rate is not None and (not isinstance(sample_rate, int | np.integer) or sample_rate <= 0):
+        raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
+    try:
+        with soundfile.SoundFile(path) as f:
+            sr = f.samplerate
+            expected = f.frames
+            data = f.read(dtype="float32", always_2d=True)
+            log = f.extra_info
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioFileError(f"{path}: not a readable audio file ({e})") from e
+    if data.shape[0] == 0:
+        raise AudioFileError(f"{path}: the file contains no audio samples")
+    short = [(int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log) if int(a) not in (0, 0xFFFFFFFF)]
+    if data.shape[0] < expected or any(have < announced for announced, have in short):
+        raise AudioFileError(f"{path}: truncated file, its header announces more audio than the file holds "
+                             f"({data.shape[0]} frames readable); re-download or re-export it")
+    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if sample_rate is not None and sample_rate != sr:
+        g = math.gcd(sample_rate, sr)
+        y = scipy.signal.resample_poly(y, sample_rate // g, sr // g).astype(np.float32)
+        sr = sample_rate
+    return np.clip(y, -1.0, 1.0), sr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Host-side constants (float64, cached per parameter set)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _hz_to_mel(f: np.ndarray, htk: bool) -> np.ndarray:
+    """Hz → mel (float64): HTK ``2595 log10(1 + f/700)``, or Slaney (linear below 1 kHz, log above)."""
+    f = np.asarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep,
+                    f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:
+    """Mel → Hz (float64), the inverse of ``_hz_to_mel``."""
+    m = np.asarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def _check_positive_int(**kwargs: object) -> None:
+    for name, value in kwargs.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_mel_args(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float | None,
+                    norm: str | None) -> float:
+    """Validates filterbank arguments; returns ``fmax`` (``sr / 2`` when ``None``)."""
+    _check_positive_int(n_fft=n_fft, n_mels=n_mels)
+    if not sr > 0:
+        raise ValueError(f"sr must be a positive sample rate in Hz, got {sr!r}")
+    fmax = sr / 2 if fmax is None else fmax
+    if fmax > sr / 2:
+        raise ValueError(f"fmax={fmax} Hz is above the Nyquist frequency sr/2={sr / 2} Hz; lower fmax or raise sr")
+    if not 0 <= fmin < fmax:
+        raise ValueError(f"need 0 <= fmin < fmax, got fmin={fmin}, fmax={fmax}")
+    if norm not in ("slaney", None):
+        raise ValueError(f"mel norm must be 'slaney' or None, got {norm!r}")
+    return float(fmax)
+
+
+def _mel_blocks(nonzero: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
+    """Splits a banded filterbank (``nonzero``: its ``(n_mels, bins)`` mask) into dense blocks.
+
+    Every mel band touches a few neighbouring FFT bins only, so ``S @ fb.T`` is computed as a sum of small products
+    ``S[..., bin_lo:bin_hi] @ fb.T[bin_lo:bin_hi, band_lo:band_hi]``. The cut points (multiples of 16 bins) minimise
+    the multiply-adds plus ``_SEGMENT_COST`` per block (dynamic programming); all-zero bins are skipped.
+
+    Returns:
+      ``(bin_lo, bin_hi, band_lo, band_hi)`` per block, in bin order.
+    """
+    used = np.flatnonzero(nonzero.any(axis=0))
+    if used.size == 0:
+        return ()
+    cuts = sorted({*range(int(used[0]), int(used[-1]) + 1, 16), int(used[-1]) + 1})
+
+    def cost(i: int, j: int) -> tuple[int, int, int]:
+        bands = np.flatnonzero(nonzero[:, cuts[i] : cuts[j]].any(axis=1))
+        if bands.size == 0:
+            return 0, 0, 0
+        return (cuts[j] - cuts[i]) * (int(bands[-1]) + 1 - int(bands[0])) + _SEGMENT_COST, int(bands[0]), \
+            int(bands[-1]) + 1
+
+    best = [0] + [np.inf] * (len(cuts) - 1)
+    choice = [0] * len(cuts)
+    for j in range(1, len(cuts)):
+        for i in range(j):
+            c = best[i] + cost(i, j)[0]
+            if c < best[j]:
+                best[j], choice[j] = c, i
+    blocks, j = [], len(cuts) - 1
+    while j > 0:
+        i = choice[j]
+        c, lo, hi = cost(i, j)
+        if c:
+            blocks.append((cuts[i], cuts[j], lo, hi))
+        j = i
+    return tuple(reversed(blocks))
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_filterbank(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool,
+                    norm: str | None) -> tuple[np.ndarray, tuple[tuple[int, int, int, int], ...]]:
+    """The filterbank ``(n_mels, bins)`` (read-only float32) and its dense blocks (``_mel_blocks``)."""
+    fftfreqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n_mels + 2), htk)
+    ramps = mel_f[:, None] - fftfreqs[None, :]
+    fdiff = np.diff(mel_f)[:, None]
+    lower, upper = -ramps[:-2] / fdiff[:-1], ramps[2:] / fdiff[1:]
+    # Rounded to float32 before the norm, as librosa does (it fills a float32 array, then scales it).
+    weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+    if norm == "slaney":
+        weights = (weights * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]).astype(np.float32)
+    weights.flags.writeable = False
+    return weights, _mel_blocks(weights != 0)
+
+
+def mel_filterbank(*, sr: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None,
+                   htk: bool = False, norm: str | None = "slaney") -> np.ndarray:
+    """Triangular mel filterbank, as ``librosa.filters.mel`` (cached; the returned array is read-only).
+
+    Args:
+      sr: sample rate (Hz); n_fft: FFT size; n_mels: number of bands; fmin, fmax: band edges in Hz
+      (``fmax=None`` is ``sr / 2``); htk: HTK mel scale instead of Slaney's; norm: ``"slaney"`` (each band
+      divided by its width in Hz, so roughly constant energy per band) or ``None`` (peak 1).
+
+    Returns:
+      float32 array ``(n_mels, 1 + n_fft // 2)``.
+    """
+    return _mel_setup(sr, n_fft, n_mels, fmin, fmax, htk, norm)[0]
+
+
+def _mel_setup(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float | None, htk: bool,
+               norm: str | None) -> tuple[np.ndarray, tuple[tuple[int, int, int, int], ...]]:
+    """Validated, cached ``_mel_filterbank``."""
+    fmax = _check_mel_args(sr, n_fft, n_mels, fmin, fmax, norm)
+    return _mel_filterbank(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm)
+
+
+@functools.lru_cache(maxsize=32)
+def _dct_matrix(n_mels: int, n_mfcc: int, dct_type: int, norm: str | None, lifter: float) -> np.ndarray:
+    """``(n_mels, n_mfcc)`` float32 matrix ``D`` with ``x @ D == scipy.fft.dct(x)[:n_mfcc]`` (liftered)."""
+    d = scipy.fft.dct(np.eye(n_mels), type=dct_type, norm=norm, axis=-1)[:, :n_mfcc]
+    if lifter > 0:
+        d = d * (1 + (lifter / 2) * np.sin(np.pi * np.arange(1, 1 + n_mfcc) / lifter))
+    d = d.astype(np.float32)
+    d.flags.writeable = False
+    return d
+
+
+@functools.lru_cache(maxsize=32)
+def _window(window: str | tuple | float, win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic window of ``win_length`` zero-padded to ``n_fft`` at the centre, float32 ``(n_fft,)``."""
+    w = scipy.signal.get_window(window, win_length, fftbins=True)
+    lpad = (n_fft - win_length) // 2
+    w = np.pad(w, (lpad, n_fft - win_length - lpad)).astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Signal path (jax)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _check_signal(y: jax.Array | np.ndarray, n_fft: int, center: bool) -> jax.Array:
+    """Dtype/shape checks, and finiteness on concrete input (skipped under tracing, where values are unknown)."""
+    dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"audio must be a real floating-point array in [-1, 1], got dtype {dtype}; "
+                         f"scale int16 PCM with y / 32768")
+    if not isinstance(y, jax.core.Tracer):
+        y = np.asarray(y)
+        if not np.isfinite(y).all():
+            raise ValueError("audio contains NaN or infinite samples; clean or drop the clip first")
+    if y.ndim == 0 or y.shape[-1] == 0:
+        raise ValueError(f"audio signal is empty (shape {tuple(y.shape)}); expected (..., samples) with samples > 0")
+    if not center and y.shape[-1] < n_fft:
+        raise ValueError(f"signal of {y.shape[-1]} samples is shorter than n_fft={n_fft} with center=False; "
+                         f"use center=True or a smaller n_fft")
+    return jnp.asarray(y, dtype=jnp.float32)
+
+
+def _frames(y: jax.Array, n_fft: int, hop: int) -> jax.Array:
+    """Overlapping frames ``(..., frames, n_fft)`` of ``y (..., samples)`` without a gather.
+
+    With ``g = gcd(n_fft, hop)``, the signal is cut into blocks of ``g`` samples; frame ``t`` is blocks
+    ``t*hop/g ... t*hop/g + n_fft/g - 1``, so the frames are ``n_fft/g`` strided slices of the blocks, stacked.
+    """
+    n_frames = 1 + (y.shape[-1] - n_fft) // hop
+    g = math.gcd(n_fft, hop)
+    a, b = n_fft // g, hop // g
+    n_blocks = (n_frames - 1) * b + a
+    blocks = y[..., : n_blocks * g].reshape(*y.shape[:-1], n_blocks, g)
+    parts = [blocks[..., k : k + (n_frames - 1) * b + 1 : b, :] for k in range(a)]
+    return jnp.stack(parts, axis=-2).reshape(*y.shape[:-1], n_frames, n_fft)
+
+
+@functools.partial(jax.jit, static_argnames=("n_fft", "hop", "center", "pad_mode"))
+def _stft_frames(y: jax.Array, window: jax.Array, n_fft: int, hop: int, center: bool, pad_mode: str) -> jax.Array:
+    """Complex STFT ``(..., frames, 1 + n_fft // 2)`` of float32 ``y (..., samples)``."""
+    if center:
+        pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+        y = jnp.pad(y, pad, mode=pad_mode)
+    return jnp.fft.rfft(_frames(y, n_fft, hop) * window, axis=-1)
+
+
+def _check_stft_args(n_fft: int, hop_length: int | None, win_length: int | None, center: bool,
+                     pad_mode: str) -> tuple[int, int]:
+    """Validates STFT arguments; returns ``(hop_length, win_length)`` with librosa's defaults filled in."""
+    _check_positive_int(n_fft=n_fft)
+    win_length = n_fft if win_length is None else win_length
+    _check_positive_int(win_length=win_length)
+    if win_length > n_fft:
+        raise ValueError(f"win_length={win_length} must be <= n_fft={n_fft}")
+    hop_length = win_length // 4 if hop_length is None else hop_length
+    _check_positive_int(hop_length=hop_length)
+    if center and pad_mode not in _PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
+    return hop_length, win_length
+
+
+def stft(y: jax.Array | np.ndarray, *, n_fft: int = 2048, hop_length: int | None = None,
+         win_length: int | None = None, window: str | tuple = "hann", center: bool = True,
+         pad_mode: str = "constant") -> jax.Array:
+    """Short-time Fourier transform, as ``librosa.stft``.
+
+    Args:
+      y: signal ``(..., samples)``.
+      n_fft: FFT size; hop_length: frame step (default ``win_length // 4``); win_length: window size
+      (default ``n_fft``; the window is zero-padded to ``n_fft``); window: ``scipy.signal.get_window`` spec;
+      center: pad ``n_fft // 2`` samples on each side (``pad_mode``) so frame ``t`` is centred at
+      ``t * hop_length``.
+
+    Returns:
+      complex64 ``(..., 1 + n_fft // 2, frames)``, ``frames = 1 + (samples + 2 * (n_fft // 2) * center - n_fft)
+      // hop_length``.
+    """
+    hop_length, win_length = _check_stft_args(n_fft, hop_length, win_length, center, pad_mode)
+    y = _check_signal(y, n_fft, center)
+    w = _window(window, win_length, n_fft)
+    return jnp.swapaxes(_stft_frames(y, w, n_fft=n_fft, hop=hop_length, center=center, pad_mode=pad_mode), -1, -2)
+
+
+def _power(spec: jax.Array, power: float) -> jax.Array:
+    """``|spec| ** power``; ``power=2`` avoids the square root (finite gradients at 0)."""
+    if power == 2.0:
+        return jnp.real(spec) ** 2 + jnp.imag(spec) ** 2
+    return jnp.abs(spec) ** power
+
+
+def _db(s: jax.Array, ref: float, amin: float, top_db: float | None, n_valid: jax.Array | None) -> jax.Array:
+    """``power_to_db`` of ``s (..., frames, bands)``, top_db floor per clip (over its first ``n_valid`` frames)."""
+    log_spec = 10.0 * jnp.log10(jnp.maximum(amin, s))
+    log_spec = log_spec - 10.0 * math.log10(max(amin, abs(ref)))
+    if top_db is not None:
+        masked = log_spec
+        if n_valid is not None:
+            valid = jnp.arange(s.shape[-2]) < n_valid[..., None]
+            masked = jnp.where(valid[..., None], log_spec, -jnp.inf)
+        peak = jnp.max(masked, axis=(-2, -1), keepdims=True)
+        log_spec = jnp.maximum(log_spec, peak - top_db)
+    return log_spec
+
+
+def power_to_db(S: jax.Array | np.ndarray, *, ref: float = 1.0, amin: float = 1e-10,
+                top_db: float | None = 80.0) -> jax.Array:
+    """Power spectrogram → decibels, as ``librosa.power_to_db`` but with a per-clip ``top_db`` floor.
+
+    ``10 log10(max(amin, S)) - 10 log10(max(amin, |ref|))``, floored at ``top_db`` dB below the maximum of each
+    clip (the last two axes), so a batch gives the same result as its clips one by one.
+
+    Args:
+      S: power spectrogram ``(..., bands, frames)``; ref: reference power (0 dB); amin: floor on ``S`` and ``ref``
+      (> 0); top_db: dynamic range kept below each clip's peak (``None`` keeps everything).
+
+    Returns:
+      float32 ``(..., bands, frames)`` in dB.
+    """
+    if not amin > 0:
+        raise ValueError(f"amin must be strictly positive, got {amin}")
+    if top_db is not None and top_db < 0:
+        raise ValueError(f"top_db must be non-negative or None, got {top_db}")
+    if jnp.ndim(S) < 2:
+        raise ValueError(f"S must be a spectrogram (..., bands, frames), got shape {jnp.shape(S)}")
+    return jnp.swapaxes(_db(jnp.swapaxes(jnp.asarray(S, jnp.float32), -1, -2), ref, amin, top_db, None), -1, -2)
+
+
+def _check_mfcc_args(n_mfcc: int, n_mels: int, dct_type: int, norm: str | None, lifter: float,
+                     top_db: float | None, power: float) -> None:
+    _check_positive_int(n_mfcc=n_mfcc)
+    if n_mfcc > n_mels:
+        raise ValueError(f"n_mfcc={n_mfcc} must be <= n_mels={n_mels}")
+    if dct_type not in (1, 2, 3):
+        raise ValueError(f"dct_type must be 1, 2 or 3, got {dct_type!r}")
+    if norm not in ("ortho", None):
+        raise ValueError(f"DCT norm must be 'ortho' or None, got {norm!r}")
+    if dct_type == 1 and norm == "ortho" and n_mels < 2:
+        raise ValueError("an orthonormal type-1 DCT needs n_mels >= 2")
+    if not lifter >= 0:
+        raise ValueError(f"lifter must be a non-negative number, got {lifter}")
+    if top_db is not None and top_db < 0:
+        raise ValueError(f"top_db must be non-negative or None, got {top_db}")
+    if not power > 0:
+        raise ValueError(f"power must be positive, got {power}")
+
+
+def _apply_mel(s: jax.Array, mel_t: jax.Array, blocks: tuple[tuple[int, int, int, int], ...]) -> jax.Array:
+    """``s (..., bins) @ mel_t (bins, n_mels)`` as a sum of the dense blocks of ``mel_t``."""
+    n_mels = mel_t.shape[1]
+    out = jnp.zeros((*s.shape[:-1], n_mels), s.dtype)
+    for b0, b1, m0, m1 in blocks:
+        part = jnp.matmul(s[..., b0:b1], mel_t[b0:b1, m0:m1])
+        out = out + jnp.pad(part, [(0, 0)] * (s.ndim - 1) + [(m0, n_mels - m1)])
+    return out
+
+
+def _chunked(fn, y: jax.Array, chunk: int) -> jax.Array:
+    """``fn`` over ``y (clips, samples)``, ``chunk`` clips at a time, in ``_PARALLEL_MAPS`` independent loops."""
+    n = y.shape[0]
+    if n <= chunk:
+        return fn(y)
+    steps = -(-n // chunk)
+    y = jnp.pad(y, [(0, steps * chunk - n), (0, 0)]).reshape(steps, chunk, y.shape[-1])
+    k = min(_PARALLEL_MAPS, steps)
+    bounds = [round(i * steps / k) for i in range(k + 1)]
+    out = jnp.concatenate([jax.lax.map(fn, y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])], axis=0)
+    return out.reshape(steps * chunk, *out.shape[2:])[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("blocks", "n_fft", "hop", "center", "pad_mode", "power", "top_db",
+                                             "log"))
+def _mel_path(y: jax.Array, window: jax.Array, mel_t: jax.Array, out_t: jax.Array | None,
+              n_valid: jax.Array | None, *, blocks: tuple[tuple[int, int, int, int], ...], n_fft: int, hop: int,
+              center: bool, pad_mode: str, power: float, top_db: float | None, log: bool) -> jax.Array:
+    """Mel spectrogram (``log=False``) or MFCCs (``log=True``: dB then ``@ out_t``) of ``y (..., samples)``.
+
+    Returns ``(..., frames, n_mels or out)``; ``n_valid (...)``, when given, limits each clip's top_db peak to its
+    first ``n_valid`` frames.
+    """
+    lead = y.shape[:-1]
+    y = y.reshape(-1, y.shape[-1])
+
+    def mel_of(clips: jax.Array) -> jax.Array:
+        spec = _power(_stft_frames(clips, window, n_fft=n_fft, hop=hop, center=center, pad_mode=pad_mode), power)
+        return _apply_mel(spec, mel_t, blocks)
+
+    padded = y.shape[-1] + 2 * (n_fft // 2) * center
+    mel = _chunked(mel_of, y, max(1, _CHUNK_FRAMES // (1 + (padded - n_fft) // hop)))
+    mel = mel.reshape(*lead, *mel.shape[1:])
+    if not log:
+        return mel
+    return jnp.matmul(_db(mel, 1.0, 1e-10, top_db, n_valid), out_t)
+
+
+def melspectrogram(y: jax.Array | np.ndarray, *, sr: float = 22050, n_fft: int = 2048, hop_length: int = 512,
+                   win_length: int | None = None, window: str | tuple = "hann", center: bool = True,
+                   pad_mode: str = "constant", power: float = 2.0, n_mels: int = 128, fmin: float = 0.0,
+                   fmax: float | None = None, htk: bool = False, norm: str | None = "slaney") -> jax.Array:
+    """Mel spectrogram, as ``librosa.feature.melspectrogram`` (``norm`` is the filterbank's).
+
+    Args: as ``stft`` and ``mel_filterbank``; power: exponent of the magnitude (2: power, 1: energy).
+
+    Returns:
+      float32 ``(..., n_mels, frames)``.
+    """
+    hop_length, win_length = _check_stft_args(n_fft, hop_length, win_length, center, pad_mode)
+    if not power > 0:
+        raise ValueError(f"power must be positive, got {power}")
+    fb, blocks = _mel_setup(sr, n_fft, n_mels, fmin, fmax, htk, norm)
+    y = _check_signal(y, n_fft, center)
+    mel = _mel_path(y, _window(window, win_length, n_fft), fb.T, None, None, blocks=blocks, n_fft=n_fft,
+                    hop=hop_length, center=center, pad_mode=pad_mode, power=float(power), top_db=None, log=False)
+    return jnp.swapaxes(mel, -1, -2)
+
+
+def mfcc(y: jax.Array | np.ndarray, *, sr: float = 22050, n_mfcc: int = 20, dct_type: int = 2,
+         norm: str | None = "ortho", lifter: float = 0, mel_norm: str | None = "slaney", n_fft: int = 2048,
+         hop_length: int = 512, win_length: int | None = None, window: str | tuple = "hann", center: bool = True,
+         pad_mode: str = "constant", power: float = 2.0, n_mels: int = 128, fmin: float = 0.0,
+         fmax: float | None = None, htk: bool = False, top_db: float | None = 80.0) -> jax.Array:
+    """Mel-frequency cepstral coefficients, as ``librosa.feature.mfcc`` (same keywords and defaults).
+
+    ``dct(power_to_db(melspectrogram(y)))[:n_mfcc]``: ``norm`` is the DCT's, ``mel_norm`` the filterbank's; the
+    ``top_db`` floor is per clip. Works on any leading batch axes and under ``jit``/``vmap``/``grad``.
+
+    Args:
+      y: signal ``(..., samples)``, float (or int, converted to float32 as is).
+      sr: sample rate (Hz). Others: see ``stft``, ``mel_filterbank``, ``power_to_db``; lifter: cepstral liftering
+      ``1 + lifter/2 sin(pi k / lifter)`` (0: none).
+
+    Returns:
+      float32 ``(..., n_mfcc, frames)``.
+    """
+    hop_length, win_length = _check_stft_args(n_fft, hop_length, win_length, center, pad_mode)
+    _check_mfcc_args(n_mfcc, n_mels, dct_type, norm, lifter, top_db, power)
+    fb, blocks = _mel_setup(sr, n_fft, n_mels, fmin, fmax, htk, mel_norm)
+    dct = _dct_matrix(int(n_mels), int(n_mfcc), int(dct_type), norm, float(lifter))
+    y = _check_signal(y, n_fft, center)
+    out = _mel_path(y, _window(window, win_length, n_fft), fb.T, dct, None, blocks=blocks, n_fft=n_fft,
+                    hop=hop_length, center=center, pad_mode=pad_mode, power=float(power),
+                    top_db=None if top_db is None else float(top_db), log=True)
+    return jnp.swapaxes(out, -1, -2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The emojax front end over many clips
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _as_clip(clip: np.ndarray) -> np.ndarray:
+    """One clip (int16/int32 PCM scaled to [-1, 1), or float) as float32 ``(samples,)``, checked."""
+    clip = np.asarray(clip)
+    if np.issubdtype(clip.dtype, np.integer):
+        clip = clip.astype(np.float32) / np.float32(-np.iinfo(clip.dtype).min)
+    clip = clip.astype(np.float32, copy=False)
+    if clip.ndim != 1 or clip.size == 0:
+        raise ValueError(f"each clip must be a non-empty 1-D array of samples, got shape {clip.shape}")
+    if not np.isfinite(clip).all():
+        raise ValueError("a clip contains NaN or infinite samples; clean or drop it first")
+    return clip
+
+
+_MAX_RESAMPLE_WEIGHTS = 1 << 20  # larger polyphase matrices (unusual rate pairs): scipy on the host instead
+
+
+@functools.lru_cache(maxsize=8)
+def _resample_plan(up: int, down: int) -> tuple[int, tuple[tuple[int, int, int, int], ...], tuple[np.ndarray, ...]]:
+    """``scipy.signal.resample_poly(x, up, down)`` as block matrix products (for ``_resample``).
+
+    Output ``up * q + r`` is ``sum_j x[down * q + j] * W[j, r]`` for ``j`` in ``[j_lo, j_hi]``; ``W`` is read off
+    resample_poly's own response to impulses (so its filter and alignment are matched exactly, float64 → float32).
+    Outputs are split in groups of about 32, each using only the inputs its filter taps reach, which cuts the
+    multiply-adds per output from ``j_hi - j_lo + 1`` (180 for 16 → 44.1 kHz) to about 30.
+
+    Returns:
+      ``(j_lo, groups, weights)``: group ``(a, b, r0, r1)`` maps inputs ``down*q + j_lo + [a, b)`` to outputs
+      ``up*q + [r0, r1)`` with ``weights[g]`` of shape ``(b - a, r1 - r0)``.
+    """
+    reach = 10 * max(up, down) // up + 2  # input samples the filter reaches on each side (half_len / up)
+    offsets = np.arange(-reach - 1, down + reach + 1)
+    q0 = -(-(reach + 1) // down) + 1  # margin blocks before the impulse
+    w = np.empty((len(offsets), up))
+    for k, j in enumerate(offsets):  # w[k, r]: response of output up * q0 + r to input down * q0 + offsets[k]
+        x = np.zeros((2 * q0 + 2) * down + reach + 1)
+        x[q0 * down + j] = 1.0
+        w[k] = scipy.signal.resample_poly(x, up, down)[q0 * up : (q0 + 1) * up]
+    used = np.flatnonzero(np.abs(w).max(axis=1) > 0)
+    if used[0] == 0 or used[-1] == len(offsets) - 1:
+        raise AssertionError(f"resample_poly({up}, {down}) reaches further than {reach} input samples")
+    j_lo, w = int(offsets[used[0]]), w[used[0] : used[-1] + 1]
+    n_groups = max(1, round(up / 32))
+    groups, weights = [], []
+    for g in range(n_groups):
+        r0, r1 = g * up // n_groups, (g + 1) * up // n_groups
+        rows = np.flatnonzero(np.abs(w[:, r0:r1]).max(axis=1) > 0)
+        a, b = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+        groups.append((a, b, r0, r1))
+        weights.append(np.ascontiguousarray(w[a:b, r0:r1], np.float32))
+    return j_lo, tuple(groups), tuple(weights)
+
+
+def _resample(x: jax.Array, weights: tuple[jax.Array, ...], *, up: int, down: int, j_lo: int,
+              groups: tuple[tuple[int, int, int, int], ...], n_out: int) -> jax.Array:
+    """First ``n_out`` samples of ``resample_poly(x, up, down)`` for ``x (clips, samples)`` (``_resample_plan``)."""
+    n_blocks = -(-n_out // up)
+    span = -(-max(b for _, b, _, _ in groups) // down)  # input blocks one output block reaches
+    left = -j_lo
+    x = jnp.pad(x, [(0, 0), (left, max(0, (n_blocks + span - 1) * down - left - x.shape[1]))])
+    blocks = x[:, : (n_blocks + span - 1) * down].reshape(x.shape[0], n_blocks + span - 1, down)
+    # windows[:, q] holds inputs down*q + j_lo + [0, span*down)
+    windows = jnp.concatenate([blocks[:, k : k + n_blocks] for k in range(span)], axis=-1)
+    parts = [jnp.matmul(windows[..., a:b], w) for (a, b, _, _), w in zip(groups, weights)]
+    return jnp.concatenate(parts, axis=-1).reshape(x.shape[0], n_blocks * up)[:, :n_out]
+
+
+@functools.partial(jax.jit, static_argnames=("up", "down", "j_lo", "groups", "n_out", "blocks"))
+def _front_end_batch(x: jax.Array, n44: jax.Array, n_frames: jax.Array, weights: tuple[jax.Array, ...],
+                     window: jax.Array, mel_t: jax.Array, dct: jax.Array, *, up: int, down: int, j_lo: int,
+                     groups: tuple[tuple[int, int, int, int], ...], n_out: int,
+                     blocks: tuple[tuple[int, int, int, int], ...]) -> jax.Array:
+    """Front-end MFCCs ``(clips, frames, n_mfcc)`` of zero-padded clips ``x (clips, samples)`` at the input rate.
+
+    Each clip is resampled (``up == down == 1``: as is), zeroed from its own resampled length ``n44`` on, and its
+    top_db peak is taken over its first ``n_frames`` frames, so padding does not change any result.
+    """
+    if up != 1 or down != 1:
+        x = _resample(x, weights, up=up, down=down, j_lo=j_lo, groups=groups, n_out=n_out)
+    x = jnp.where(jnp.arange(x.shape[1]) < n44[:, None], x, 0.0)
+    return _mel_path(x, window, mel_t, dct, n_frames, blocks=blocks, n_fft=FRONT_END["n_fft"],
+                     hop=FRONT_END["hop_length"], center=True, pad_mode="constant", power=2.0, top_db=80.0, log=True)
+
+
+def _bucket_frames(frames: int) -> int:
+    """Padded frame count for a clip of ``frames`` frames: the next of 32 · 2^(k/4) (rounded up to 8)."""
+    k = max(0, math.ceil(4 * math.log2(max(frames, 1) / 32) - 1e-9))
+    return 8 * math.ceil(32 * 2 ** (k / 4) / 8)
+
+
+_CLIP_BATCH = 32
+
+
+def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """Front-end MFCCs of clips of any lengths: each equals ``mfcc(resample_poly(clip), **FRONT_END)`` alone.
+
+    Each clip (int16/int32 PCM or float in [-1, 1], shape ``(samples,)``) is resampled from ``sample_rate`` to
+    ``MFCC_SAMPLE_RATE`` as ``scipy.signal.resample_poly`` does (the same filter, as jitted block matrix products,
+    float32: ``_resample_plan``; on the host with scipy for rate pairs whose matrices would be too large). Clips are
+    grouped into length buckets (frame counts 32 · 2^(k/4)), zero-padded and run in jitted batches of 32;
+    ``top_db`` is taken over each clip's own frames.
+
+    Returns:
+      one float32 ``(40, frames)`` array per clip, ``frames = 1 + n44 // 512`` with ``n44 = ceil(samples * 44100 /
+      sample_rate)`` the resampled length.
+    """
+    _check_positive_int(sample_rate=sample_rate)
+    g = math.gcd(MFCC_SAMPLE_RATE, sample_rate)
+    up, down = MFCC_SAMPLE_RATE // g, sample_rate // g
+    signals = [_as_clip(c) for c in clips]
+    if up * (up + down + 20 * max(up, down) // up) > _MAX_RESAMPLE_WEIGHTS:
+        signals = [scipy.signal.resample_poly(s, up, down).astype(np.float32) for s in signals]
+        up = down = 1
+    j_lo, groups, weights = _resample_plan(up, down) if up != 1 or down != 1 else (0, (), ())
+    n_fft, hop = FRONT_END["n_fft"], FRONT_END["hop_length"]
+    fb, blocks = _mel_setup(MFCC_SAMPLE_RATE, n_fft, FRONT_END["n_mels"], 0.0, None, False, "slaney")
+    dct = _dct_matrix(FRONT_END["n_mels"], FRONT_END["n_mfcc"], 2, "ortho", 0.0)
+    window = _window("hann", n_fft, n_fft)
+    n44 = [-(-len(s) * up // down) for s in signals]
+    n_frames = [1 + n // hop for n in n44]
+    buckets: dict[int, list[int]] = {}
+    for i, t in enumerate(n_frames):
+        buckets.setdefault(_bucket_frames(t), []).append(i)
+    out: list[np.ndarray] = [np.empty(0)] * len(signals)
+    for frames, idx in sorted(buckets.items()):
+        n_out = frames * hop - 1  # the longest resampled signal with 1 + n_out // hop == frames
+        length = n_out * down // up  # the longest input whose resampled length fits
+        for start in range(0, len(idx), _CLIP_BATCH):
+            chunk = idx[start : start + _CLIP_BATCH]
+            batch = np.zeros((_CLIP_BATCH, length), np.float32)
+            lengths44 = np.zeros(_CLIP_BATCH, np.int32)
+            valid = np.ones(_CLIP_BATCH, np.int32)
+            for row, i in enumerate(chunk):
+                batch[row, : len(signals[i])] = signals[i]
+                lengths44[row], valid[row] = n44[i], n_frames[i]
+            res = np.asarray(_front_end_batch(batch, lengths44, valid, weights, window, fb.T, dct, up=up, down=down,
+                                              j_lo=j_lo, groups=groups, n_out=n_out, blocks=blocks))
+            for row, i in enumerate(chunk):
+                out[i] = np.ascontiguousarray(res[row, : n_frames[i]].T)
+    return out

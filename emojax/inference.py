@@ -1,0 +1,142 @@
+"""Predict emotions of any recording with a trained workdir.
+
+Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 16 kHz), then:
+
+- a clip no longer than the training window's end (``offset_frames + window_frames`` frames, 3.0 s for the
+  reference windows) gets exactly the training treatment: full-clip MFCC, the window at
+  ``offset_frames`` (zero-padded), one window; a clip too short to fill half a window after the offset
+  (under 1.75 s for the reference windows) is taken from its first frame instead, so the window holds
+  its audio;
+- a longer recording is cut into windows of ``window_frames`` frames (2.5 s) every half window, the last
+  one aligned to the end; each window's MFCC is computed from its own samples, in chunks of
+  ``CHUNK_WINDOWS`` windows, so feature and model memory stay bounded however long the file is (only
+  the 16 kHz samples are held whole: 230 MB per hour).
+
+The whole-file prediction is the mean of the window probabilities.
+
+    predictor = Predictor.from_workdir("runs/demo")
+    result = predictor.predict_file("clip.flac")
+    result.emotion, result.probabilities["anger"], result.windows[0]["start_seconds"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+import scipy.signal
+
+from emojax import features, input_pipeline, models, train
+from emojax.labels import EMOTIONS
+
+CHUNK_WINDOWS = 32  # windows whose MFCCs are computed and classified at once
+_HOP = features.FRONT_END["hop_length"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The prediction for one recording.
+
+    Attributes:
+      file: the path, or None for in-memory audio.
+      emotion: the most probable emotion (whole recording).
+      probabilities: emotion -> probability (all 8, summing to 1), whole recording.
+      windows: one dict per window: start_seconds, end_seconds, emotion, probabilities.
+      duration_seconds: length of the recording.
+    """
+
+    file: str | None
+    emotion: str
+    probabilities: dict[str, float]
+    windows: list[dict[str, Any]]
+    duration_seconds: float
+
+    @property
+    def probability(self) -> float:
+        """Probability of ``emotion``."""
+        return self.probabilities[self.emotion]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _distribution(probs: np.ndarray) -> tuple[str, dict[str, float]]:
+    probs = np.asarray(probs, np.float64)
+    probs = probs / probs.sum()
+    return EMOTIONS[int(probs.argmax())], {name: float(p) for name, p in zip(EMOTIONS, probs)}
+
+
+class Predictor:
+    """A trained model with its normalisation and window settings."""
+
+    def __init__(self, config: ml_collections.ConfigDict, variables: dict, normalization: input_pipeline.Normalization):
+        self.config = config
+        self.variables = variables
+        self.normalization = normalization
+        self._trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
+
+    @classmethod
+    def from_workdir(cls, workdir: str | Path, which: str = "best") -> Predictor:
+        """From the ``"best"`` (or ``"latest"``) checkpoint of a ``train.py`` workdir."""
+        config, state, normalization, _ = train.restore(workdir, which)
+        return cls(config, {"params": state.params, "batch_stats": state.batch_stats}, normalization)
+
+    def _classify(self, windows: np.ndarray) -> np.ndarray:
+        """(K, n_mfcc, frames) raw MFCC windows -> (K, C) probabilities."""
+        return self._trainer.predict(self.variables, self.normalization(windows), batch_size=CHUNK_WINDOWS)
+
+    def predict(self, audio: np.ndarray, sample_rate: int, file: str | None = None) -> Prediction:
+        """Predict one recording: audio (samples,) or (samples, channels), int PCM or float, any rate (Hz)."""
+        audio = np.asarray(audio)
+        if np.issubdtype(audio.dtype, np.integer):
+            audio = audio.astype(np.float32) / np.float32(-np.iinfo(audio.dtype).min)
+        audio = audio.astype(np.float32)
+        if audio.ndim == 2:
+            audio = audio.mean(axis=1)
+        if audio.ndim != 1 or audio.size == 0:
+            raise ValueError(f"audio must be non-empty (samples,) or (samples, channels), got shape {audio.shape}")
+        rate = features.SAMPLE_RATE
+        if sample_rate != rate:
+            g = math.gcd(int(sample_rate), rate)
+            audio = scipy.signal.resample_poly(audio, rate // g, int(sample_rate) // g).astype(np.float32)
+        c = self.config
+        frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
+        duration = len(audio) / rate
+        windows: list[dict[str, Any]] = []
+        if duration <= (c.offset_frames + c.window_frames) * frame_seconds:
+            mfcc = features.clip_mfccs([audio], rate)[0]
+            start = c.offset_frames if mfcc.shape[1] >= c.offset_frames + c.window_frames // 2 else 0
+            probs = self._classify(input_pipeline.window(mfcc, start, c.window_frames, c.n_mfcc)[None])
+            spans = [(start * frame_seconds, min(duration, (start + c.window_frames) * frame_seconds))]
+        else:
+            size = int(round(c.window_frames * frame_seconds * rate))
+            starts = list(range(0, len(audio) - size + 1, size // 2))
+            if starts[-1] + size < len(audio):
+                starts.append(len(audio) - size)
+            probs_list = []
+            for first in range(0, len(starts), CHUNK_WINDOWS):
+                chunk = starts[first:first + CHUNK_WINDOWS]
+                mfccs = features.clip_mfccs([audio[s:s + size] for s in chunk], rate)
+                probs_list.append(self._classify(np.stack(
+                    [input_pipeline.window(m, 0, c.window_frames, c.n_mfcc) for m in mfccs])))
+            probs = np.concatenate(probs_list)
+            spans = [(s / rate, (s + size) / rate) for s in starts]
+        for (start, end), p in zip(spans, probs):
+            emotion, distribution = _distribution(p)
+            windows.append({"start_seconds": start, "end_seconds": end, "emotion": emotion,
+                            "probabilities": distribution})
+        emotion, distribution = _distribution(probs.mean(axis=0))
+        return Prediction(file=file, emotion=emotion, probabilities=distribution, windows=windows,
+                          duration_seconds=duration)
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """Predict an audio file (wav, flac, ogg, mp3, aiff, ...: whatever libsndfile reads).
+
+        Raises ``FileNotFoundError`` or ``features.AudioFileError`` naming the file when it cannot be read.
+        """
+        audio, rate = features.load_audio(path, features.SAMPLE_RATE)
+        return self.predict(audio, rate, file=str(path))

@@ -1,0 +1,219 @@
+"""From prepared corpora to normalised MFCC windows in memory: protocols, windows, normalisation.
+
+Data path: ``corpora.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz,
+hop 512, so frame t is centred at t * 512 / 44100 s) -> ``Corpus`` (host numpy) -> ``load_splits`` (the
+protocol: ``random`` or ``speaker``) -> ``window`` / ``make_windows`` (fixed-size (coefficients, frames)
+windows) -> ``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the
+device once.
+
+Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s into each clip; here a
+window is the frames ``[offset, offset + frames)`` of the full-clip MFCC (0.5 s = frame 43, 2.5 s = 216
+frames), first ``n_mfcc`` coefficients. Frames beyond either end of a clip are zeros in the MFCC domain,
+before normalisation: the reference zero-filled the missing frames of short clips (``fillna(0)``) the
+same way, and normalised afterwards.
+
+Random protocol (the reference's): a stratified random split of all examples of the chosen corpora,
+``test = ceil(0.2 N)`` (9,729 / 2,433 of 12,162, as scikit-learn's ``train_test_split``), then a
+stratified ``validation_fraction`` of the remaining 80 % is held out for model selection, so the test
+part is never looked at before the end. Speaker protocol: the builders' speaker-disjoint
+train/validation/test splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import ml_collections
+import numpy as np
+
+SPLITS = ("train", "validation", "test")
+_STR_FIELDS = ("speaker", "corpus", "gender", "file")
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """Examples on the host.
+
+    Attributes:
+      mfcc: N arrays (40, T_i) float32, full-clip MFCCs.
+      label: (N,) int64 emotion indices into ``labels.EMOTIONS``.
+      speaker, corpus, gender, file: (N,) str.
+    """
+
+    mfcc: list[np.ndarray]
+    label: np.ndarray
+    speaker: np.ndarray
+    corpus: np.ndarray
+    gender: np.ndarray
+    file: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mfcc)
+
+    @classmethod
+    def from_split(cls, split: dict) -> Corpus:
+        """From a ``corpora.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file)."""
+        missing = [k for k in ("mfcc", "label", *_STR_FIELDS) if k not in split]
+        if missing:
+            raise KeyError(f"load_split result lacks {missing}; rebuild the dataset with the current builders")
+        return cls(mfcc=[np.asarray(m, np.float32) for m in split["mfcc"]],
+                   label=np.asarray(split["label"], np.int64),
+                   **{k: np.asarray(split[k]).astype(str) for k in _STR_FIELDS})
+
+    def subset(self, indices: np.ndarray) -> Corpus:
+        """The examples at ``indices`` (int array), in that order."""
+        return Corpus(mfcc=[self.mfcc[i] for i in indices], label=self.label[indices],
+                      **{k: getattr(self, k)[indices] for k in _STR_FIELDS})
+
+    @staticmethod
+    def concatenate(parts: Sequence[Corpus]) -> Corpus:
+        """All examples of ``parts``, in order."""
+        return Corpus(mfcc=[m for p in parts for m in p.mfcc],
+                      label=np.concatenate([p.label for p in parts]),
+                      **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _STR_FIELDS})
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, held out) with ``ceil(fraction * N)`` held out, class proportions kept.
+
+    Each class c holds out ``floor(n_held * n_c / N)`` examples; the remaining few go to the classes with
+    the largest fractional parts (ties: the larger class first). Examples are drawn at random with
+    ``numpy.random.default_rng(seed)``. Both index arrays are sorted.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    n_held = math.ceil(fraction * n)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = n_held * counts / n
+    per_class = np.floor(exact).astype(int)
+    order = np.lexsort((-counts, -(exact - per_class)))
+    per_class[order[: n_held - per_class.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class)])
+    mask = np.zeros(n, bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def load_splits(config: ml_collections.ConfigDict) -> dict[str, Corpus]:
+    """The train / validation / test examples of ``config.datasets`` under ``config.protocol``.
+
+    Reads the prepared TFDS data with ``corpora.load_split`` from ``config.data_dir`` (``None``: the
+    default TFDS data dir).
+    """
+    from emojax import corpora  # the builders' module (imports TFDS); only needed here
+
+    def load(split: str) -> Corpus:
+        keys = ("mfcc", "label", *_STR_FIELDS)
+        return Corpus.concatenate([Corpus.from_split(corpora.load_split(name, split, config.data_dir, keys=keys))
+                                   for name in config.datasets])
+
+    if config.protocol == "speaker":
+        return {split: load(split) for split in SPLITS}
+    if config.protocol == "random":
+        everything = Corpus.concatenate([load(split) for split in SPLITS])
+        return random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
+    raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random' or 'speaker'")
+
+
+def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: float,
+                    seed: int) -> dict[str, Corpus]:
+    """Stratified random train / validation / test split (see the module docstring)."""
+    rest, test = stratified_split(corpus.label, test_fraction, seed)
+    train, validation = stratified_split(corpus.label[rest], validation_fraction, seed + 1)
+    return {"train": corpus.subset(rest[train]), "validation": corpus.subset(rest[validation]),
+            "test": corpus.subset(test)}
+
+
+def window(mfcc: np.ndarray, offset: int, frames: int, n_mfcc: int) -> np.ndarray:
+    """Frames ``[offset, offset + frames)`` of the first ``n_mfcc`` rows of ``mfcc`` (40, T).
+
+    Returns (n_mfcc, frames) float32; frames outside the clip (offset may be negative) are zeros.
+    """
+    out = np.zeros((n_mfcc, frames), np.float32)
+    start, stop = max(offset, 0), min(offset + frames, mfcc.shape[1])
+    if stop > start:
+        out[:, start - offset:stop - offset] = mfcc[:n_mfcc, start:stop]
+    return out
+
+
+def make_windows(corpus: Corpus, offset: int, frames: int, n_mfcc: int) -> np.ndarray:
+    """``window`` of every clip: (N, n_mfcc, frames) float32."""
+    out = np.zeros((len(corpus), n_mfcc, frames), np.float32)
+    for i, mfcc in enumerate(corpus.mfcc):
+        out[i] = window(mfcc, offset, frames, n_mfcc)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Standardisation fitted on training windows: ``(x - mean) / std``.
+
+    ``mean`` and ``std`` are (n_mfcc, frames) for ``per_position`` (the reference: one statistic per
+    coefficient and frame, over examples) or (n_mfcc, 1) for ``per_coefficient`` (over examples and frames;
+    works for any window length).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, windows: np.ndarray, kind: str) -> Normalization:
+        """Statistics of ``windows`` (N, n_mfcc, frames) of the training split."""
+        if kind == "per_position":
+            axes: tuple[int, ...] = (0,)
+        elif kind == "per_coefficient":
+            axes = (0, 2)
+        else:
+            raise ValueError(f"unknown normalization {kind!r}; use 'per_position' or 'per_coefficient'")
+        mean = windows.mean(axis=axes, dtype=np.float64)
+        std = windows.std(axis=axes, dtype=np.float64)
+        if kind == "per_coefficient":
+            mean, std = mean[:, None], std[:, None]
+        return cls(mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """(..., n_mfcc, frames) -> normalised float32, same shape."""
+        return ((windows - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalization:
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrays:
+    """One split ready for the trainer: ``x`` (N, n_mfcc, frames) normalised float32, ``y`` (N,) int32."""
+
+    x: np.ndarray
+    y: np.ndarray
+    corpus: np.ndarray
+
+
+def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tuple[dict[str, Arrays], Normalization]:
+    """Windows of every split, normalised with statistics of the training windows only.
+
+    Evaluation windows are ``config.window_frames`` frames from ``config.offset_frames``. Training windows
+    are ``config.crop_shift_frames`` wider on each side, so that the trainer can crop a random
+    ``window_frames`` window shifted by up to that many frames (0: the evaluation window exactly).
+    """
+    n_mfcc, frames, offset, shift = config.n_mfcc, config.window_frames, config.offset_frames, config.crop_shift_frames
+    if shift and config.normalization == "per_position":
+        raise ValueError("per_position normalization needs fixed windows; set config.crop_shift_frames=0 "
+                         "or config.normalization='per_coefficient'")
+    train_windows = make_windows(splits["train"], offset - shift, frames + 2 * shift, n_mfcc)
+    fit_on = train_windows[:, :, shift:shift + frames] if shift else train_windows
+    normalization = Normalization.fit(fit_on, config.normalization)
+    arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),
+                              splits["train"].corpus)}
+    for name in ("validation", "test"):
+        arrays[name] = Arrays(normalization(make_windows(splits[name], offset, frames, n_mfcc)),
+                              splits[name].label.astype(np.int32), splits[name].corpus)
+    return arrays, normalization

@@ -1,0 +1,363 @@
+"""Training: TrainState, the jitted steps, the scanned epoch, checkpoints, ``train_and_evaluate``.
+
+Parallelism: one ``Mesh`` over all local devices with a ``"data"`` axis. The state is replicated, each
+batch is sharded on ``"data"`` (``NamedSharding``), and the step is plain ``jax.jit``: XLA partitions it,
+so gradients and BatchNorm statistics are global-batch means exactly as on one device.
+
+Speed: when ``config.data_on_device`` (the default) the normalised training windows are put on the
+device once and an epoch is ONE jitted call, a ``lax.scan`` over steps that gathers each batch by a
+per-epoch permutation, crops, augments and updates; otherwise batches are gathered on the host and fed
+to the same step function one by one (same numbers up to float rounding).
+
+Determinism: the permutation of epoch e comes from ``fold_in(state.rng, e)`` and the crop / mask /
+dropout keys of step s from ``fold_in(that, s)``; the state is checkpointed at the end of every epoch,
+so a resumed run continues with the same data order and keys as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from emojax import augment, input_pipeline, metrics, models
+from emojax.labels import EMOTIONS
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_METRIC = "val_unweighted_accuracy"
+
+
+class TrainState(train_state.TrainState):
+    """step, params, opt_state (optax), plus BatchNorm ``batch_stats`` and the run's base PRNG key."""
+
+    batch_stats: Any
+    rng: jax.Array
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def make_mesh() -> Mesh:
+    """A 1-D mesh over all local devices, axis ``"data"``."""
+    return Mesh(np.asarray(jax.local_devices()), ("data",))
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
+    """``config.schedule``: ``"constant"`` or ``"cosine"`` (to 0 at the end), after a linear warm-up."""
+    warmup = config.warmup_epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "constant":
+        main = optax.constant_schedule(config.learning_rate)
+    elif config.schedule == "cosine":
+        main = optax.cosine_decay_schedule(config.learning_rate, max(total - warmup, 1))
+    else:
+        raise ValueError(f"unknown config.schedule {config.schedule!r}; use 'constant' or 'cosine'")
+    if not warmup:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, config.learning_rate, warmup), main], [warmup])
+
+
+def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.GradientTransformation:
+    """``config.optimizer`` (``adam``, ``adamw``, ``sgd``) with the learning-rate schedule."""
+    lr = learning_rate_schedule(config, steps_per_epoch)
+    if config.optimizer == "adam":
+        return optax.adam(lr, eps=1e-7)  # Keras's epsilon, as the reference
+    if config.optimizer == "adamw":
+        return optax.adamw(lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return optax.sgd(lr, momentum=0.9, nesterov=True)
+    raise ValueError(f"unknown config.optimizer {config.optimizer!r}; use 'adam', 'adamw' or 'sgd'")
+
+
+def create_train_state(config: ml_collections.ConfigDict, model: nn.Module, steps_per_epoch: int) -> TrainState:
+    """Fresh state: parameters from ``config.seed``, step 0."""
+    init_key, run_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    dummy = jnp.zeros((1, config.n_mfcc, config.window_frames), jnp.float32)
+    variables = jax.jit(functools.partial(model.init, train=False))(init_key, dummy)
+    return TrainState.create(apply_fn=model.apply, params=variables["params"],
+                             batch_stats=variables["batch_stats"], tx=make_optimizer(config, steps_per_epoch),
+                             rng=run_key)
+
+
+def _augment_batch(config: ml_collections.ConfigDict, key: jax.Array, x: jnp.ndarray) -> jnp.ndarray:
+    """Random crop to ``config.window_frames`` (when training windows are wider) and SpecAugment masks."""
+    crop_key, mask_key = jax.random.split(key)
+    if x.shape[-1] > config.window_frames:
+        x = augment.random_crop(crop_key, x, config.window_frames)
+    if config.freq_masks or config.time_masks:
+        x = augment.spec_augment(mask_key, x, freq_masks=config.freq_masks, max_freq_width=config.max_freq_width,
+                                 time_masks=config.time_masks, max_time_width=config.max_time_width)
+    return x
+
+
+def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding, state: TrainState,
+               x: jnp.ndarray, y: jnp.ndarray, key: jax.Array) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+    """One update on a batch of training windows x (B, n_mfcc, W >= window_frames), labels y (B,).
+
+    Returns the new state and {"loss", "accuracy"} of the batch (before the update).
+    """
+    augment_key, dropout_key = jax.random.split(key)
+    x = jax.lax.with_sharding_constraint(_augment_batch(config, augment_key, x), batch_sharding)
+    y = jax.lax.with_sharding_constraint(y, batch_sharding)
+    targets = optax.smooth_labels(jax.nn.one_hot(y, len(EMOTIONS)), config.label_smoothing)
+
+    def loss_fn(params: Any) -> tuple[jnp.ndarray, tuple[jnp.ndarray, Any]]:
+        logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, x, train=True,
+                                         mutable=["batch_stats"], rngs={"dropout": dropout_key})
+        return optax.softmax_cross_entropy(logits, targets).mean(), (logits, updates["batch_stats"])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    return state, {"loss": loss, "accuracy": (logits.argmax(-1) == y).mean()}
+
+
+def epoch_permutation(state_rng: jax.Array, epoch: int, num_examples: int, batch_size: int) -> jax.Array:
+    """Batches of epoch ``epoch``: (steps, batch_size) example indices (the remainder is dropped)."""
+    steps = num_examples // batch_size
+    perm = jax.random.permutation(jax.random.fold_in(state_rng, epoch), num_examples)
+    return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+def _step_key(state_rng: jax.Array, epoch: jax.Array, step: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(state_rng, epoch), 1), step)
+
+
+class Trainer:
+    """Compiled training and prediction functions for one config, model and mesh."""
+
+    def __init__(self, config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh):
+        if config.batch_size % mesh.size:
+            raise ValueError(f"config.batch_size={config.batch_size} must be a multiple of the {mesh.size} devices")
+        self.config, self.model, self.mesh = config, model, mesh
+        self.replicated = NamedSharding(mesh, PartitionSpec())
+        self.batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+        step = functools.partial(train_step, config, self.batch_sharding)
+        self.step = jax.jit(step, donate_argnums=0)
+        self.epoch = jax.jit(self._epoch, donate_argnums=0)
+        self._predict = jax.jit(self._logits)
+
+    def _epoch(self, state: TrainState, x: jax.Array, y: jax.Array, epoch: jax.Array
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """A whole epoch on device-resident data x (N, n_mfcc, W), y (N,): scan over its batches."""
+        batches = epoch_permutation(state.rng, epoch, x.shape[0], self.config.batch_size)
+
+        def body(state: TrainState, inputs: tuple[jax.Array, jax.Array]) -> tuple[TrainState, dict]:
+            index, indices = inputs
+            key = _step_key(state.rng, epoch, index)
+            return train_step(self.config, self.batch_sharding, state, x[indices], y[indices], key)
+
+        return jax.lax.scan(body, state, (jnp.arange(batches.shape[0]), batches))
+
+    def train_epoch(self, state: TrainState, data: tuple[Any, Any], epoch: int
+                    ) -> tuple[TrainState, dict[str, np.ndarray]]:
+        """One epoch; ``data`` is (x, y) device arrays (on-device path) or numpy arrays (host-fed path).
+
+        Returns the state and per-step {"loss", "accuracy"} arrays (steps,).
+        """
+        x, y = data
+        if isinstance(x, jax.Array):
+            state, history = self.epoch(state, x, y, jnp.int32(epoch))
+            return state, jax.device_get(history)
+        batches = np.asarray(epoch_permutation(state.rng, epoch, len(x), self.config.batch_size))
+        history: dict[str, list] = {"loss": [], "accuracy": []}
+        for index, indices in enumerate(batches):
+            key = _step_key(state.rng, jnp.int32(epoch), jnp.int32(index))
+            xb = jax.device_put(x[indices], self.batch_sharding)
+            yb = jax.device_put(y[indices], self.batch_sharding)
+            state, out = self.step(state, xb, yb, key)
+            for name, value in out.items():
+                history[name].append(value)
+        return state, {name: np.asarray(jax.device_get(values)) for name, values in history.items()}
+
+    def _logits(self, variables: dict, x: jax.Array) -> jax.Array:
+        x = jax.lax.with_sharding_constraint(x, self.batch_sharding)
+        return self.model.apply(variables, x, train=False)
+
+    def predict(self, variables: dict, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (N, C) float32 of windows x (N, n_mfcc, frames), in batches of ``batch_size``
+        (default ``config.eval_batch_size``; the last one zero-padded, so one compiled shape serves all)."""
+        batch_size = batch_size or self.config.eval_batch_size
+        batch_size = math.ceil(batch_size / self.mesh.size) * self.mesh.size
+        out = []
+        for start in range(0, len(x), batch_size):
+            chunk = x[start:start + batch_size]
+            padded = np.zeros((batch_size, *x.shape[1:]), np.float32)
+            padded[: len(chunk)] = chunk
+            logits = self._predict(variables, jax.device_put(padded, self.batch_sharding))
+            out.append(np.asarray(jax.nn.softmax(logits))[: len(chunk)])
+        return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+
+    def place(self, state: TrainState) -> TrainState:
+        """The state replicated over the mesh."""
+        return jax.device_put(state, self.replicated)
+
+
+def checkpoint_manager(workdir: str | Path) -> ocp.CheckpointManager:
+    """Orbax manager of ``workdir/checkpoints``: keeps the latest and the best (by ``BEST_METRIC``) epochs."""
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+        ocp.checkpoint_managers.LatestN(n=1),
+        ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1),
+    ])
+    options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=lambda m: m[BEST_METRIC],
+                                           best_mode="max", create=True)
+    return ocp.CheckpointManager(Path(workdir).resolve() / CHECKPOINT_DIR, options=options,
+                                 item_names=("state", "normalization", "config"))
+
+
+def restore(workdir: str | Path, which: str = "best"
+            ) -> tuple[ml_collections.ConfigDict, TrainState, input_pipeline.Normalization, int]:
+    """The config, state and normalisation of a training run's ``"best"`` or ``"latest"`` checkpoint.
+
+    Returns (config, state, normalization, step); raises ``FileNotFoundError`` naming the workdir when
+    it holds no checkpoint.
+    """
+    manager = checkpoint_manager(workdir)
+    step = manager.best_step() if which == "best" else manager.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {Path(workdir) / CHECKPOINT_DIR}; train first: "
+                                f"python train.py --workdir {workdir}")
+    meta = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
+                                                         normalization=ocp.args.StandardRestore()))
+    config = ml_collections.ConfigDict(meta["config"])
+    steps_per_epoch = max(int(meta["config"]["steps_per_epoch"]), 1)
+    target = create_train_state(config, models.create_model(config), steps_per_epoch)
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+    manager.close()
+    return config, state, input_pipeline.Normalization.from_dict(meta["normalization"]), step
+
+
+def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays) -> dict[str, Any]:
+    probs = trainer.predict({"params": state.params, "batch_stats": state.batch_stats}, arrays.x)
+    return metrics.classification_metrics(arrays.y, probs, groups={"corpus": arrays.corpus})
+
+
+def evaluate_checkpoint(workdir: str | Path, split: str = "test", which: str = "best") -> dict[str, Any]:
+    """Metrics (``metrics.classification_metrics``, grouped by corpus) of a workdir's ``which`` checkpoint
+    on ``split`` of the data and protocol it was trained with, plus ``checkpoint_step`` and ``split``."""
+    config, state, normalization, step = restore(workdir, which)
+    if split not in input_pipeline.SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(input_pipeline.SPLITS)}")
+    corpus = input_pipeline.load_splits(config)[split]
+    arrays = input_pipeline.Arrays(
+        normalization(input_pipeline.make_windows(corpus, config.offset_frames, config.window_frames, config.n_mfcc)),
+        corpus.label.astype(np.int32), corpus.corpus)
+    trainer = Trainer(config, models.create_model(config), make_mesh())
+    result = _evaluate(trainer, trainer.place(state), arrays)
+    return {**result, "checkpoint_step": step, "split": split}
+
+
+def ensure_prepared(config: ml_collections.ConfigDict) -> None:
+    """Builds ``synthetic_prosody`` when it is asked for and missing; explains how to prepare the others."""
+    from emojax import corpora
+
+    for name in config.datasets:
+        if corpora.is_prepared(name, config.data_dir):
+            continue
+        if name == "synthetic_prosody":
+            _log(f"building the synthetic corpus {name} (once) ...")
+            corpora.build(name, data_dir=config.data_dir)
+        else:
+            raise FileNotFoundError(
+                f"corpus {name!r} is not prepared in {config.data_dir or corpora.default_data_dir()}: run "
+                f"`tfds build datasets/{name} --manual_dir /path/to/{name}` first, or choose other corpora "
+                f"with --config.datasets")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint), then evaluates the best
+    checkpoint on the test split; returns the test metrics (also written to ``workdir/test_metrics.json``).
+    """
+    from tensorboardX import SummaryWriter
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ensure_prepared(config)
+    splits = input_pipeline.load_splits(config)
+    arrays, normalization = input_pipeline.prepare(config, splits)
+    train = arrays["train"]
+    steps_per_epoch = len(train.x) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train.x)} training examples are fewer than config.batch_size={config.batch_size}")
+    _log(f"data: {', '.join(config.datasets)} ({config.protocol} protocol): "
+         + ", ".join(f"{k} {len(v.y)}" for k, v in arrays.items())
+         + f"; windows {train.x.shape[1]}x{config.window_frames} frames")
+
+    mesh = make_mesh()
+    model = models.create_model(config)
+    trainer = Trainer(config, model, mesh)
+    state = create_train_state(config, model, steps_per_epoch)
+    n_params = sum(p.size for p in jax.tree.leaves(state.params))
+    _log(f"model: {config.model}, {n_params:,} parameters; {mesh.size} device(s) "
+         f"({jax.devices()[0].platform}); {steps_per_epoch} steps/epoch of {config.batch_size}")
+
+    saved_config = config.to_dict()
+    saved_config["steps_per_epoch"] = steps_per_epoch
+    manager = checkpoint_manager(workdir)
+    if manager.latest_step() is not None:
+        state = manager.restore(manager.latest_step(),
+                                args=ocp.args.Composite(state=ocp.args.StandardRestore(state)))["state"]
+        _log(f"resuming from step {int(state.step)} in {workdir / CHECKPOINT_DIR}")
+    state = trainer.place(state)
+    start_epoch = int(state.step) // steps_per_epoch
+
+    if config.data_on_device:
+        data = (jax.device_put(train.x, trainer.replicated), jax.device_put(train.y, trainer.replicated))
+    else:
+        data = (train.x, train.y)
+    writer = SummaryWriter(str(workdir / "tensorboard"))
+    started = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        state, history = trainer.train_epoch(state, data, epoch)
+        jax.block_until_ready(state)
+        seconds = time.perf_counter() - t0
+        val = _evaluate(trainer, state, arrays["validation"])
+        record = {"epoch": epoch + 1, "step": int(state.step), "train_loss": float(history["loss"].mean()),
+                  "train_accuracy": float(history["accuracy"].mean()), "val_accuracy": val["accuracy"],
+                  "val_unweighted_accuracy": val["unweighted_accuracy"], "val_macro_f1": val["macro_f1"],
+                  "learning_rate": float(learning_rate_schedule(config, steps_per_epoch)(int(state.step))),
+                  "epoch_seconds": seconds, "train_examples_per_second": steps_per_epoch * config.batch_size / seconds}
+        with open(workdir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for name, value in record.items():
+            if name not in ("epoch", "step"):
+                writer.add_scalar(name, value, record["step"])
+        writer.flush()
+        manager.save(int(state.step), metrics={BEST_METRIC: val["unweighted_accuracy"]},
+                     args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                             normalization=ocp.args.StandardSave(normalization.to_dict()),
+                                             config=ocp.args.JsonSave(saved_config)))
+        elapsed = time.perf_counter() - started
+        eta = elapsed / (epoch + 1 - start_epoch) * (config.epochs - epoch - 1)
+        _log(f"epoch {epoch + 1}/{config.epochs} step {record['step']} loss {record['train_loss']:.4f} "
+             f"acc {record['train_accuracy']:.3f} val_acc {val['accuracy']:.3f} val_ua {val['unweighted_accuracy']:.3f}"
+             f" | {steps_per_epoch / seconds:.1f} steps/s, {seconds:.1f} s, ETA {eta:.0f} s")
+    manager.wait_until_finished()
+    writer.close()
+
+    best = manager.best_step()
+    manager.close()
+    if best is None:
+        raise RuntimeError(f"no checkpoint was written in {workdir / CHECKPOINT_DIR} (config.epochs={config.epochs})")
+    _, best_state, _, _ = restore(workdir, "best")
+    test = _evaluate(trainer, trainer.place(best_state), arrays["test"])
+    test["checkpoint_step"] = best
+    (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))
+    _log(f"test (best checkpoint, step {best}): accuracy {test['accuracy']:.4f} unweighted {test['unweighted_accuracy']:.4f}"
+         f" macro_f1 {test['macro_f1']:.4f} keras_precision {test['keras_precision']:.4f}"
+         f" keras_recall {test['keras_recall']:.4f} (n={test['num_examples']})")
+    return test

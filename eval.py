@@ -1,0 +1,75 @@
+"""Evaluate a trained workdir, or predict emotions of recordings.
+
+    python eval.py --workdir DIR [--split test]          # metrics JSON (last stdout line), DIR/eval/
+    python eval.py --workdir DIR --audio FILE [FILE ...] [--json]
+
+Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the data it was trained on, and
+writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png. Prediction mode prints one line per file
+(``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; unreadable files get
+a one-line error on stderr and the exit status is 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
+flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate (metrics mode).")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to use.")
+flags.DEFINE_string("audio", None, "Predict this audio file (more files may follow as arguments).")
+flags.DEFINE_bool("json", False, "Prediction mode: print one JSON object per file.")
+
+
+def predict(workdir: str, files: list[str], as_json: bool) -> int:
+    """Prints a prediction per file; returns the exit status (1 if any file failed)."""
+    from emojax import features, inference
+
+    predictor = inference.Predictor.from_workdir(workdir, FLAGS.checkpoint)
+    failed = 0
+    for path in files:
+        try:
+            result = predictor.predict_file(path)
+        except (FileNotFoundError, features.AudioFileError, ValueError) as e:
+            message = str(e) if path in str(e) else f"{path}: {e}"
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        if as_json:
+            print(json.dumps(result.to_dict()), flush=True)
+        else:
+            print(f"{path}\t{result.emotion}\t{result.probability:.3f}", flush=True)
+    return 1 if failed else 0
+
+
+def evaluate(workdir: str, split: str) -> int:
+    """Prints the metrics JSON as the last stdout line and writes workdir/eval/."""
+    from emojax import metrics, train
+
+    result = train.evaluate_checkpoint(workdir, split, FLAGS.checkpoint)
+    out = Path(workdir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if split == "test" else f"_{split}"
+    (out / f"metrics{suffix}.json").write_text(json.dumps(result, indent=1))
+    metrics.plot_confusion_matrix(result["confusion_matrix"], out / f"confusion_matrix{suffix}.png")
+    print(f"{split}: accuracy {result['accuracy']:.4f}, unweighted accuracy {result['unweighted_accuracy']:.4f}, "
+          f"macro F1 {result['macro_f1']:.4f} on {result['num_examples']} clips; wrote {out}", flush=True)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
+    if FLAGS.audio is not None:
+        return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; audio files go after --audio")
+    return evaluate(FLAGS.workdir, FLAGS.split)
+
+
+if __name__ == "__main__":
+    app.run(main)

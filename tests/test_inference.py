@@ -1,0 +1,119 @@
+"""eval.py and Predictor on the trained demo workdir: metrics JSON, odd audio files, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from emojax import features, inference, synthetic
+from emojax.labels import EMOTIONS
+from test_train import synthetic_data_dir, trained_workdir  # noqa: F401  (shared session fixtures)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, data_dir: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TFDS_DATA_DIR": data_dir, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, str(REPO / "eval.py"), *args], env=env, capture_output=True, text=True)
+
+
+def test_eval_prints_metrics_json_and_writes_plots(trained_workdir, synthetic_data_dir):
+    done = _run("--workdir", str(trained_workdir), data_dir=synthetic_data_dir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("accuracy", "unweighted_accuracy", "macro_f1", "precision", "recall", "keras_precision",
+                "keras_recall", "per_class", "per_corpus", "confusion_matrix", "num_examples"):
+        assert key in result, key
+    assert result["num_examples"] == 160 and set(result["per_class"]) == set(EMOTIONS)
+    assert np.asarray(result["confusion_matrix"]).sum() == 160
+    stored = json.loads((trained_workdir / "test_metrics.json").read_text())
+    assert result["accuracy"] == pytest.approx(stored["accuracy"])
+    assert json.loads((trained_workdir / "eval" / "metrics.json").read_text())["accuracy"] == result["accuracy"]
+    assert (trained_workdir / "eval" / "confusion_matrix.png").stat().st_size > 1000
+
+
+def _signal(seconds: float, rate: int, channels: int) -> np.ndarray:
+    """A synthetic utterance (repeated to ``seconds``) at ``rate`` Hz with ``channels`` channels, float in [-1, 1]."""
+    clip = next(synthetic.generate("test")).audio.astype(np.float32) / 32768
+    clip = np.tile(clip, int(np.ceil(seconds * synthetic.SAMPLE_RATE / len(clip))))[: int(seconds * synthetic.SAMPLE_RATE)]
+    n = max(int(round(len(clip) * rate / synthetic.SAMPLE_RATE)), 1)
+    clip = np.interp(np.linspace(0, len(clip) - 1, n), np.arange(len(clip)), clip).astype(np.float32)
+    return np.stack([clip * (0.5 + 0.1 * c) for c in range(channels)], axis=1)
+
+
+# name, seconds, rate, channels, format, subtype
+_FILES = [
+    ("short_8k.wav", 0.1, 8_000, 1, "WAV", "PCM_16"),
+    ("stereo_44k.flac", 2.0, 44_100, 2, "FLAC", "PCM_24"),
+    ("six_channels_48k.ogg", 3.0, 48_000, 6, "OGG", "VORBIS"),
+    ("aiff_inside.wav", 1.5, 22_050, 1, "AIFF", "PCM_16"),
+    ("eight_bit_11k.wav", 2.5, 11_025, 1, "WAV", "PCM_U8"),
+    ("float_96k.wav", 4.0, 96_000, 2, "WAV", "FLOAT"),
+    ("long_16k.flac", 60.0, 16_000, 1, "FLAC", "PCM_16"),
+]
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("audio")
+    paths = {}
+    for name, seconds, rate, channels, container, subtype in _FILES:
+        paths[name] = folder / name
+        soundfile.write(paths[name], _signal(seconds, rate, channels), rate, format=container, subtype=subtype)
+    paths["corrupt.wav"] = folder / "corrupt.wav"
+    paths["corrupt.wav"].write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    return paths
+
+
+def test_predictor_on_odd_files(trained_workdir, audio_files):
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    for name, seconds, *_ in _FILES:
+        result = predictor.predict_file(audio_files[name])
+        assert result.emotion in EMOTIONS
+        assert sum(result.probabilities.values()) == pytest.approx(1.0)
+        assert result.duration_seconds == pytest.approx(seconds, abs=0.01)
+        for window in result.windows:
+            assert sum(window["probabilities"].values()) == pytest.approx(1.0)
+            assert 0 <= window["start_seconds"] < window["end_seconds"] <= seconds + 1e-6
+        if seconds > 3.0:
+            assert len(result.windows) >= 2 and result.windows[-1]["end_seconds"] == pytest.approx(seconds, abs=1e-3)
+        else:
+            assert len(result.windows) == 1
+    long = predictor.predict_file(audio_files["long_16k.flac"])
+    assert len(long.windows) == 47  # 2.5 s windows every 1.25 s over 60 s, the last one aligned to the end
+    with pytest.raises(features.AudioFileError, match="corrupt.wav"):
+        predictor.predict_file(audio_files["corrupt.wav"])
+
+
+def test_predict_in_memory_matches_the_file(trained_workdir, audio_files):
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    from_file = predictor.predict_file(audio_files["stereo_44k.flac"])
+    audio, rate = soundfile.read(audio_files["stereo_44k.flac"], dtype="int32")
+    in_memory = predictor.predict(audio, rate)
+    for name in EMOTIONS:
+        assert in_memory.probabilities[name] == pytest.approx(from_file.probabilities[name], abs=2e-3)
+
+
+def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic_data_dir, audio_files):
+    names = ["short_8k.wav", "corrupt.wav", "six_channels_48k.ogg", "float_96k.wav"]
+    done = _run("--workdir", str(trained_workdir), "--json", "--audio", *(str(audio_files[n]) for n in names),
+                data_dir=synthetic_data_dir)
+    assert done.returncode == 1  # one file failed
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "corrupt.wav" in errors[0]
+    results = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [Path(r["file"]).name for r in results] == [n for n in names if n != "corrupt.wav"]
+    for r in results:
+        assert set(r["probabilities"]) == set(EMOTIONS) and r["emotion"] in EMOTIONS and r["windows"]
+    plain = _run("--workdir", str(trained_workdir), "--audio", str(audio_files["short_8k.wav"]),
+                 data_dir=synthetic_data_dir)
+    assert plain.returncode == 0
+    path, emotion, probability = plain.stdout.strip().split("\t")
+    assert path.endswith("short_8k.wav") and emotion in EMOTIONS and 0.125 <= float(probability) <= 1.0

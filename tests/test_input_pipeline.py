@@ -1,0 +1,90 @@
+"""Protocols, windows and normalisation."""
+
+from __future__ import annotations
+
+import ml_collections
+import numpy as np
+import pytest
+
+from emojax import input_pipeline
+from emojax.input_pipeline import Corpus, Normalization
+
+
+def _reference_labels() -> np.ndarray:
+    """The label counts of the four merged corpora (12,162 clips; calm has 192)."""
+    counts = {0: 1895, 1: 192, 2: 1923, 3: 1923, 4: 1923, 5: 1923, 6: 1923, 7: 460}
+    assert sum(counts.values()) == 12_162
+    return np.repeat(np.array(list(counts)), list(counts.values()))
+
+
+def test_stratified_split_matches_the_reference_sizes():
+    labels = _reference_labels()
+    kept, held = input_pipeline.stratified_split(labels, 0.2, seed=42)
+    assert (len(kept), len(held)) == (9_729, 2_433)
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(labels)))
+    for c in np.unique(labels):
+        share = (labels == c).sum() * 0.2
+        assert abs((labels[held] == c).sum() - share) <= 1
+    again = input_pipeline.stratified_split(labels, 0.2, seed=42)
+    assert np.array_equal(again[1], held)
+    assert not np.array_equal(input_pipeline.stratified_split(labels, 0.2, seed=43)[1], held)
+
+
+def _corpus(n: int, frames: int = 100, seed: int = 0) -> Corpus:
+    rng = np.random.default_rng(seed)
+    return Corpus(mfcc=[rng.normal(size=(40, frames + i % 7)).astype(np.float32) for i in range(n)],
+                  label=np.arange(n) % 8, speaker=np.array([f"s{i % 5}" for i in range(n)]),
+                  corpus=np.array(["a", "b"] * (n // 2)), gender=np.array(["f"] * n), file=np.array([f"{i}.wav" for i in range(n)]))
+
+
+def test_random_protocol_is_disjoint_and_keeps_test_aside():
+    corpus = _corpus(200)
+    splits = input_pipeline.random_protocol(corpus, 0.2, 0.1, seed=1)
+    files = {name: set(split.file) for name, split in splits.items()}
+    assert len(files["test"]) == 40 and len(files["validation"]) == 16 and len(files["train"]) == 144
+    assert not files["train"] & files["test"] and not files["validation"] & files["test"]
+    assert not files["train"] & files["validation"]
+
+
+def test_window_slices_and_zero_pads():
+    mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
+    w = input_pipeline.window(mfcc, 4, 8, 25)
+    assert w.shape == (25, 8)
+    np.testing.assert_array_equal(w[:, :6], mfcc[:25, 4:10])
+    assert not w[:, 6:].any()
+    early = input_pipeline.window(mfcc, -2, 4, 3)
+    assert not early[:, :2].any()
+    np.testing.assert_array_equal(early[:, 2:], mfcc[:3, :2])
+    assert not input_pipeline.window(mfcc, 20, 5, 3).any()
+
+
+@pytest.mark.parametrize("kind,shape", [("per_position", (25, 30)), ("per_coefficient", (25, 1))])
+def test_normalization_uses_training_statistics(kind, shape):
+    rng = np.random.default_rng(0)
+    train = rng.normal(3.0, 2.0, (50, 25, 30)).astype(np.float32)
+    norm = Normalization.fit(train, kind)
+    assert norm.mean.shape == shape and norm.std.shape == shape
+    out = norm(train)
+    np.testing.assert_allclose(out.mean(axis=0 if kind == "per_position" else (0, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=0 if kind == "per_position" else (0, 2)), 1.0, atol=1e-4)
+    back = Normalization.from_dict(norm.to_dict())
+    np.testing.assert_array_equal(back(train), out)
+
+
+def _config(**overrides) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict(dict(n_mfcc=25, window_frames=64, offset_frames=10, crop_shift_frames=0,
+                                            normalization="per_position"))
+    config.update(overrides)
+    return config
+
+
+def test_prepare_widens_training_windows_for_crops():
+    splits = {"train": _corpus(20), "validation": _corpus(8, seed=1), "test": _corpus(8, seed=2)}
+    arrays, norm = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"), splits)
+    assert arrays["train"].x.shape == (20, 25, 76)
+    assert arrays["validation"].x.shape == (8, 25, 64) and arrays["test"].x.shape == (8, 25, 64)
+    assert arrays["train"].y.dtype == np.int32
+    raw = input_pipeline.make_windows(splits["test"], 10, 64, 25)
+    np.testing.assert_allclose(arrays["test"].x, norm(raw))
+    with pytest.raises(ValueError, match="crop_shift_frames=0"):
+        input_pipeline.prepare(_config(crop_shift_frames=6), splits)

@@ -1,0 +1,78 @@
+"""Models: the reference's exact size, the im2col convolution, any-length CNN, mixed precision."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from emojax import models
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_seed_cnn_has_the_reference_size():
+    init = lambda: models.SeedCNN().init(jax.random.PRNGKey(0), jnp.zeros((1, 25, 216)), train=False)  # noqa: E731
+    variables = jax.eval_shape(init)
+    assert _count(variables["params"]) == 55_656
+    assert _count(variables["batch_stats"]) == 384
+    assert _count(variables) == 56_040
+    # Flatten sees 1 x 13 x 32 = 416 values, as in the reference.
+    assert variables["params"]["Dense_0"]["kernel"].shape == (416, 64)
+
+
+def _variables(model: nn.Module, x: jnp.ndarray) -> dict:
+    """Random parameters of the right shapes without compiling ``init`` (XLA:CPU compiles its PRNG slowly)."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda s: jnp.asarray(rng.normal(0.0, 0.2, s.shape), jnp.float32), shapes["params"])
+    return {"params": params, "batch_stats": jax.tree.map(lambda s: jnp.ones(s.shape), shapes["batch_stats"])}
+
+
+def test_conv3x3_equals_flax_conv():
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 11, 5))
+    rng = np.random.default_rng(0)
+    params = {"params": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 5, 6)), jnp.float32),
+                         "bias": jnp.asarray(rng.normal(size=(6,)), jnp.float32)}}
+    reference = nn.Conv(6, (3, 3), padding="SAME").apply(params, x)
+    np.testing.assert_allclose(models.Conv3x3(6).apply(params, x), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_takes_any_number_of_frames():
+    model = models.CNN(widths=(8, 16), hidden=16)
+    variables = _variables(model, jnp.zeros((1, 25, 216)))
+    apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    for frames in (40, 500):
+        logits = apply(variables, jnp.ones((3, 25, frames)))
+        assert logits.shape == (3, 8) and bool(jnp.isfinite(logits).all())
+
+
+def _config(**overrides) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict(dict(model="cnn", dtype="float32", dropout_rate=0.1, widths=(8, 8),
+                                            residual=True, pooling="stats", hidden=16))
+    config.update(overrides)
+    return config
+
+
+def test_bfloat16_computes_in_bf16_with_float32_params():
+    model = models.create_model(_config(dtype="bfloat16"))
+    x = jnp.ones((2, 25, 64))
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+    assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    assert jax.eval_shape(lambda v: model.apply(v, x, train=False), variables).dtype == jnp.float32
+    intermediate = jax.make_jaxpr(lambda v: model.apply(v, x, train=False))(variables)
+    assert "bf16" in str(intermediate)
+
+
+@pytest.mark.parametrize("field,value,message", [("model", "vit", "unknown config.model"),
+                                                 ("dtype", "float16", "config.dtype must be"),
+                                                 ("pooling", "max", "unknown pooling")])
+def test_bad_config_says_what_is_wrong(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        model = models.create_model(_config(**{field: value}))
+        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 25, 64)), train=False))

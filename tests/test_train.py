@@ -1,0 +1,168 @@
+"""Training: a step learns, epochs are deterministic, host-fed = on-device, 2 devices = 1, resume =
+uninterrupted, and a short run on the synthetic corpus gets well above chance.
+
+The trained demo workdir (``trained_workdir``) is shared with tests/test_inference.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the configs/ package
+
+from configs import demo  # noqa: E402
+from emojax import models, train  # noqa: E402
+
+
+def tiny_config(**overrides) -> ml_collections.ConfigDict:
+    """The demo recipe with a very small CNN and short windows: seconds to compile and run."""
+    config = demo.get_config()
+    config.update(dict(widths=(8, 8), hidden=16, window_frames=32, crop_shift_frames=4, batch_size=8, epochs=2,
+                       freq_masks=1, max_freq_width=3, time_masks=1, max_time_width=5, eval_batch_size=32))
+    config.update(overrides)
+    return config
+
+
+def learnable_arrays(n: int = 64, frames: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random windows (n, 25, frames) whose class shifts a few coefficients: easy to learn."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 8).astype(np.int32)
+    x = rng.normal(size=(n, 25, frames)).astype(np.float32)
+    x[np.arange(n), y] += 2.0
+    return x, y
+
+
+def _trainer(config: ml_collections.ConfigDict) -> tuple[train.Trainer, train.TrainState]:
+    model = models.create_model(config)
+    trainer = train.Trainer(config, model, train.make_mesh())
+    return trainer, trainer.place(train.create_train_state(config, model, steps_per_epoch=8))
+
+
+@pytest.fixture(scope="module")
+def compiled() -> tuple[ml_collections.ConfigDict, train.Trainer, train.TrainState]:
+    config = tiny_config()
+    trainer, state = _trainer(config)
+    return config, trainer, state
+
+
+def _leaves(state: train.TrainState) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves((state.params, state.batch_stats))]
+
+
+def test_one_step_lowers_the_loss(compiled):
+    config, trainer, state = compiled
+    x, y = learnable_arrays(8, 40)
+    key = jax.random.PRNGKey(0)
+    state = jax.tree.map(lambda a: a.copy(), state)  # steps donate their input state
+    losses = []
+    for _ in range(3):
+        state, out = trainer.step(state, x, y, key)
+        losses.append(float(out["loss"]))
+    assert losses[2] < losses[0], losses
+
+
+def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
+    config, trainer, state = compiled
+    x, y = learnable_arrays()
+    copy = lambda s: jax.tree.map(lambda a: a.copy(), s)  # noqa: E731
+    a, history = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 3)
+    b, _ = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 3)
+    host, host_history = trainer.train_epoch(copy(state), (x, y), 3)
+    assert history["loss"].shape == (len(x) // config.batch_size,)
+    for u, v, w in zip(_leaves(a), _leaves(b), _leaves(host)):
+        np.testing.assert_array_equal(u, v)
+        np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(history["loss"], host_history["loss"], rtol=1e-4)
+    other, _ = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 4)
+    assert any(not np.array_equal(u, v) for u, v in zip(_leaves(a), _leaves(other)))
+
+
+_DEVICES_SCRIPT = """
+import sys, numpy as np, jax
+sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
+from test_train import tiny_config, learnable_arrays, _trainer, _leaves
+config = tiny_config()
+trainer, state = _trainer(config)
+assert trainer.mesh.size == jax.device_count() == {devices}
+x, y = learnable_arrays()
+for epoch in range(2):
+    state, history = trainer.train_epoch(state, (jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated)), epoch)
+probs = trainer.predict({{"params": state.params, "batch_stats": state.batch_stats}}, x[:, :, :32])
+np.savez({out!r}, probs=probs, loss=history["loss"], *_leaves(state))
+"""
+
+
+def test_two_cpu_devices_match_one(tmp_path):
+    results = {}
+    for devices in (1, 2):
+        out = tmp_path / f"{devices}.npz"
+        script = _DEVICES_SCRIPT.format(repo=str(REPO), tests=str(REPO / "tests"), devices=devices, out=str(out))
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+               "JAX_PLATFORMS": "cpu"}
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=tmp_path)
+        results[devices] = np.load(out)
+    one, two = results[1], results[2]
+    assert sorted(one.files) == sorted(two.files)
+    for name in one.files:
+        np.testing.assert_allclose(one[name], two[name], rtol=2e-4, atol=2e-5, err_msg=name)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> str:
+    """The synthetic_prosody TFDS dataset, built once per session."""
+    from emojax import corpora
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    corpora.build("synthetic_prosody", data_dir=data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory, synthetic_data_dir) -> Path:
+    """A demo-config run on the synthetic corpus (shared by the inference tests)."""
+    workdir = tmp_path_factory.mktemp("demo")
+    config = demo.get_config()
+    config.data_dir = synthetic_data_dir
+    config.epochs = 12
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_short_synthetic_run_is_well_above_chance(trained_workdir):
+    test = json.loads((trained_workdir / "test_metrics.json").read_text())
+    assert test["num_examples"] == 160
+    assert test["accuracy"] > 0.6, test["accuracy"]  # chance: 0.125
+    records = [json.loads(line) for line in (trained_workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, 13))
+    for key in ("step", "train_loss", "train_accuracy", "val_accuracy", "val_unweighted_accuracy", "epoch_seconds",
+                "train_examples_per_second"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert list((trained_workdir / "tensorboard").glob("events.out.tfevents.*"))
+    best = max(records, key=lambda r: r["val_unweighted_accuracy"])
+    assert test["checkpoint_step"] == best["step"]
+
+
+def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic_data_dir):
+    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32)
+    train.train_and_evaluate(config, tmp_path / "straight")
+    config.epochs = 1
+    train.train_and_evaluate(config, tmp_path / "resumed")
+    config.epochs = 2
+    train.train_and_evaluate(config, tmp_path / "resumed")
+    (_, straight, _, s1), (_, resumed, _, s2) = (train.restore(tmp_path / d, "latest") for d in ("straight", "resumed"))
+    assert s1 == s2 == int(straight.step) == 2 * (640 // 32)
+    for u, v in zip(_leaves(straight), _leaves(resumed)):
+        np.testing.assert_array_equal(u, v)
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
