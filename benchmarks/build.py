@@ -68,6 +68,7 @@ def main() -> None:
                       file_format=args.file_format)
         times[name] = time.perf_counter() - start
     total = time.perf_counter() - START
+    cpu = time.process_time()  # all threads of this process, from its start
     start = time.perf_counter()
     examples = sum(len(corpora.load_split(name, split, args.data_dir)["label"])
                    for name in args.only for split in corpora.SPLITS)
@@ -79,6 +80,8 @@ def main() -> None:
     for name, seconds in times.items():
         print(f"| {name} | {seconds:.1f} |")
     print(f"| **all, wall clock incl. imports and compilation** | **{total:.1f}** |")
+    print(f"\nCPU time of the process (all threads) for the builds: {cpu:.1f} s; load average when done: "
+          f"{os.getloadavg()[0]:.1f} (other jobs share the cores).")
     print(f"\nReading all splits back (`load_split`, every feature but audio): {examples} examples in {load:.1f} s.")
 
 

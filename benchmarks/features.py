@@ -12,6 +12,7 @@ clips of 2-4 s.
 
     python benchmarks/features.py                    # batch sizes 1, 8, 64, 512
     python benchmarks/features.py --batches 64 --repeats 5
+    python benchmarks/features.py --sweep            # emojax's performance knobs, batch 64
 """
 
 from __future__ import annotations
@@ -157,6 +158,35 @@ def time_clip_mfccs(n_clips: int = 200) -> dict:
                 x_realtime=audio_s / dt, frames=sum(o.shape[1] for o in out))
 
 
+def sweep(batch: int = 64, repeats: int = 10) -> None:
+    """Times jitted ``mfcc`` at each value of the jitted path's knobs (``emojax.features._CHUNK_FRAMES`` etc.)."""
+    import jax
+
+    from emojax import features
+
+    y = jax.device_put(clips(batch)[0])
+    knobs = {"_CHUNK_FRAMES": [128, 256, 512, 1024, 2048, 1 << 30], "_SEGMENT_COST": [0, 512, 2048, 4096, 8192, 32768],
+             "_PARALLEL_MAPS": [1, 2, 4, 8]}
+    print(f"load average before: {os.getloadavg()}")
+    for name, values in knobs.items():
+        default = getattr(features, name)
+        for value in values:
+            setattr(features, name, value)
+            features._mel_filterbank.cache_clear()  # blocks depend on _SEGMENT_COST
+            jax.clear_caches()
+            f = jax.jit(lambda y: features.mfcc(y, sr=SR))
+            f(y).block_until_ready()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                f(y).block_until_ready()
+                times.append(time.perf_counter() - t0)
+            print(f"{name} = {value}: {1e3 * min(times) / batch:.3f} ms/clip (best of {repeats}), "
+                  f"median {1e3 * float(np.median(times)) / batch:.3f}")
+        setattr(features, name, default)
+    print(f"load average after: {os.getloadavg()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 512])
@@ -164,7 +194,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--clip-mfccs", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sweep", action="store_true", help="time emojax at each value of its performance knobs")
     args = parser.parse_args()
+    if args.sweep:
+        sweep(repeats=args.repeats)
+        return
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.repeats)))
         return

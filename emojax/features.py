@@ -30,9 +30,11 @@ result equals ``mfcc`` of the resampled clip alone.
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import functools
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +57,10 @@ _PAD_MODES = ("constant", "edge", "reflect", "symmetric")
 # Performance knobs of the jitted path, chosen by measurement on the 2-core CPU (see BENCHMARKS.md):
 _SEGMENT_COST = 4096  # multiply-adds per frame charged per filterbank block (2048-8192 within 10 %; dense: 2x slower)
 _CHUNK_FRAMES = 512  # frames per lax.map step, so one step's FFT buffers stay in cache (1024: 1.6x slower, all: 2.5x)
-_PARALLEL_MAPS = 4  # independent lax.map loops: XLA's thunk executor runs independent loops on different cores
+# XLA:CPU runs an executable's FFTs on one core and does not overlap independent loops (measured), but two threads
+# calling it on different parts of a batch do run in parallel: eager calls on concrete CPU input are split this way.
+_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="emojax-features")
 # libsndfile logs "data : 32000 (should be 15978)" when a WAV/AIFF sound-data chunk runs past the end of the file
 # (it then silently reads what is there); 0 and 0xFFFFFFFF are streaming placeholders, not sizes.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -268,19 +273,15 @@ def _window(window: str | tuple | float, win_length: int, n_fft: int) -> np.ndar
 
 
 def _check_signal(y: jax.Array | np.ndarray, n_fft: int, center: bool) -> jax.Array:
-    """Dtype/shape checks, and finiteness on concrete input (skipped under tracing, where values are unknown)."""
+    """Dtype and shape checks (finiteness is checked by ``_run`` on the computed batch)."""
     dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"audio must be a real floating-point array in [-1, 1], got dtype {dtype}; "
                          f"scale int16 PCM with y / 32768")
-    if not isinstance(y, jax.core.Tracer):
-        y = np.asarray(y)
-        if not np.isfinite(y).all():
-            raise ValueError("audio contains NaN or infinite samples; clean or drop the clip first")
-    if y.ndim == 0 or y.shape[-1] == 0:
-        raise ValueError(f"audio signal is empty (shape {tuple(y.shape)}); expected (..., samples) with samples > 0")
-    if not center and y.shape[-1] < n_fft:
-        raise ValueError(f"signal of {y.shape[-1]} samples is shorter than n_fft={n_fft} with center=False; "
+    if jnp.ndim(y) == 0 or jnp.size(y) == 0:
+        raise ValueError(f"audio signal is empty (shape {jnp.shape(y)}); expected (..., samples) with samples > 0")
+    if not center and jnp.shape(y)[-1] < n_fft:
+        raise ValueError(f"signal of {jnp.shape(y)[-1]} samples is shorter than n_fft={n_fft} with center=False; "
                          f"use center=True or a smaller n_fft")
     return jnp.asarray(y, dtype=jnp.float32)
 
@@ -342,6 +343,8 @@ def stft(y: jax.Array | np.ndarray, *, n_fft: int = 2048, hop_length: int | None
     """
     hop_length, win_length = _check_stft_args(n_fft, hop_length, win_length, center, pad_mode)
     y = _check_signal(y, n_fft, center)
+    if not isinstance(y, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(y))):
+        raise ValueError("audio contains NaN or infinite samples; clean or drop the clip first")
     w = _window(window, win_length, n_fft)
     return jnp.swapaxes(_stft_frames(y, w, n_fft=n_fft, hop=hop_length, center=center, pad_mode=pad_mode), -1, -2)
 
@@ -420,30 +423,34 @@ def _apply_mel(s: jax.Array, mel_t: jax.Array, blocks: tuple[tuple[int, int, int
 
 
 def _chunked(fn, y: jax.Array, chunk: int) -> jax.Array:
-    """``fn`` over ``y (clips, samples)``, ``chunk`` clips at a time, in ``_PARALLEL_MAPS`` independent loops."""
+    """``fn`` over ``y (clips, samples)``, ``chunk`` clips at a time (``lax.map``), so each step stays in cache."""
     n = y.shape[0]
     if n <= chunk:
         return fn(y)
     steps = -(-n // chunk)
     y = jnp.pad(y, [(0, steps * chunk - n), (0, 0)]).reshape(steps, chunk, y.shape[-1])
-    k = min(_PARALLEL_MAPS, steps)
-    bounds = [round(i * steps / k) for i in range(k + 1)]
-    out = jnp.concatenate([jax.lax.map(fn, y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])], axis=0)
+    out = jax.lax.map(fn, y)
     return out.reshape(steps * chunk, *out.shape[2:])[:n]
 
 
-@functools.partial(jax.jit, static_argnames=("blocks", "n_fft", "hop", "center", "pad_mode", "power", "top_db",
-                                             "log"))
-def _mel_path(y: jax.Array, window: jax.Array, mel_t: jax.Array, out_t: jax.Array | None,
-              n_valid: jax.Array | None, *, blocks: tuple[tuple[int, int, int, int], ...], n_fft: int, hop: int,
-              center: bool, pad_mode: str, power: float, top_db: float | None, log: bool) -> jax.Array:
-    """Mel spectrogram (``log=False``) or MFCCs (``log=True``: dB then ``@ out_t``) of ``y (..., samples)``.
+@functools.partial(jax.jit, static_argnames=("size", "blocks", "n_fft", "hop", "center", "pad_mode", "power",
+                                             "top_db", "log"))
+def _mel_path(y: jax.Array, start: jax.Array, window: jax.Array, mel_t: jax.Array, out_t: jax.Array | None,
+              n_valid: jax.Array | None, *, size: int, blocks: tuple[tuple[int, int, int, int], ...], n_fft: int,
+              hop: int, center: bool, pad_mode: str, power: float, top_db: float | None,
+              log: bool) -> tuple[jax.Array, jax.Array]:
+    """Mel spectrogram (``log=False``) or MFCCs (``log=True``: dB, then ``@ out_t``) of clips ``start:start+size``.
 
-    Returns ``(..., frames, n_mels or out)``; ``n_valid (...)``, when given, limits each clip's top_db peak to its
-    first ``n_valid`` frames.
+    Args:
+      y: clips ``(..., samples)``, taken as ``(clips, samples)``; start: first clip (int scalar); size: clips.
+      n_valid: ``(clips,)``, when given, limits each clip's top_db peak to its first ``n_valid`` frames.
+
+    Returns:
+      ``(size, frames, n_mels or out)`` and whether those clips are all finite.
     """
-    lead = y.shape[:-1]
-    y = y.reshape(-1, y.shape[-1])
+    y = jax.lax.dynamic_slice_in_dim(y.reshape(-1, y.shape[-1]), start, size)
+    if n_valid is not None:
+        n_valid = jax.lax.dynamic_slice_in_dim(n_valid.reshape(-1), start, size)
 
     def mel_of(clips: jax.Array) -> jax.Array:
         spec = _power(_stft_frames(clips, window, n_fft=n_fft, hop=hop, center=center, pad_mode=pad_mode), power)
@@ -451,10 +458,31 @@ def _mel_path(y: jax.Array, window: jax.Array, mel_t: jax.Array, out_t: jax.Arra
 
     padded = y.shape[-1] + 2 * (n_fft // 2) * center
     mel = _chunked(mel_of, y, max(1, _CHUNK_FRAMES // (1 + (padded - n_fft) // hop)))
-    mel = mel.reshape(*lead, *mel.shape[1:])
+    finite = jnp.all(jnp.isfinite(y))
     if not log:
-        return mel
-    return jnp.matmul(_db(mel, 1.0, 1e-10, top_db, n_valid), out_t)
+        return mel, finite
+    return jnp.matmul(_db(mel, 1.0, 1e-10, top_db, n_valid), out_t), finite
+
+
+def _run(y: jax.Array, *args: jax.Array | np.ndarray | None, **static: object) -> jax.Array:
+    """``_mel_path`` over ``y (..., samples)`` → ``(..., frames, out)``.
+
+    Concrete input on the CPU is split into up to ``_THREADS`` equal parts run by parallel threads (the last part
+    may overlap the one before it, so all parts have one shape and compile once); NaN or infinite samples raise.
+    """
+    lead = y.shape[:-1]
+    n = math.prod(lead)
+    traced = isinstance(y, jax.core.Tracer)
+    parts = 1 if traced or jax.default_backend() != "cpu" else min(_THREADS, n)
+    size = -(-n // parts)
+    starts = [min(i * size, n - size) for i in range(parts)]
+    run = functools.partial(_mel_path, y, size=size, **static)
+    results = list(_POOL.map(lambda s: run(np.int32(s), *args), starts)) if parts > 1 else [run(np.int32(0), *args)]
+    if not traced and not all(bool(finite) for _, finite in results):
+        raise ValueError("audio contains NaN or infinite samples; clean or drop the clip first")
+    outs = [out[i * size - s :] for i, ((out, _), s) in enumerate(zip(results, starts))]
+    out = jnp.concatenate(outs) if parts > 1 else outs[0]
+    return out.reshape(*lead, *out.shape[1:])
 
 
 def melspectrogram(y: jax.Array | np.ndarray, *, sr: float = 22050, n_fft: int = 2048, hop_length: int = 512,
@@ -473,8 +501,8 @@ def melspectrogram(y: jax.Array | np.ndarray, *, sr: float = 22050, n_fft: int =
         raise ValueError(f"power must be positive, got {power}")
     fb, blocks = _mel_setup(sr, n_fft, n_mels, fmin, fmax, htk, norm)
     y = _check_signal(y, n_fft, center)
-    mel = _mel_path(y, _window(window, win_length, n_fft), fb.T, None, None, blocks=blocks, n_fft=n_fft,
-                    hop=hop_length, center=center, pad_mode=pad_mode, power=float(power), top_db=None, log=False)
+    mel = _run(y, _window(window, win_length, n_fft), fb.T, None, None, blocks=blocks, n_fft=n_fft, hop=hop_length,
+               center=center, pad_mode=pad_mode, power=float(power), top_db=None, log=False)
     return jnp.swapaxes(mel, -1, -2)
 
 
@@ -501,9 +529,9 @@ def mfcc(y: jax.Array | np.ndarray, *, sr: float = 22050, n_mfcc: int = 20, dct_
     fb, blocks = _mel_setup(sr, n_fft, n_mels, fmin, fmax, htk, mel_norm)
     dct = _dct_matrix(int(n_mels), int(n_mfcc), int(dct_type), norm, float(lifter))
     y = _check_signal(y, n_fft, center)
-    out = _mel_path(y, _window(window, win_length, n_fft), fb.T, dct, None, blocks=blocks, n_fft=n_fft,
-                    hop=hop_length, center=center, pad_mode=pad_mode, power=float(power),
-                    top_db=None if top_db is None else float(top_db), log=True)
+    out = _run(y, _window(window, win_length, n_fft), fb.T, dct, None, blocks=blocks, n_fft=n_fft, hop=hop_length,
+               center=center, pad_mode=pad_mode, power=float(power), top_db=None if top_db is None else float(top_db),
+               log=True)
     return jnp.swapaxes(out, -1, -2)
 
 
@@ -591,8 +619,9 @@ def _front_end_batch(x: jax.Array, n44: jax.Array, n_frames: jax.Array, weights:
     if up != 1 or down != 1:
         x = _resample(x, weights, up=up, down=down, j_lo=j_lo, groups=groups, n_out=n_out)
     x = jnp.where(jnp.arange(x.shape[1]) < n44[:, None], x, 0.0)
-    return _mel_path(x, window, mel_t, dct, n_frames, blocks=blocks, n_fft=FRONT_END["n_fft"],
-                     hop=FRONT_END["hop_length"], center=True, pad_mode="constant", power=2.0, top_db=80.0, log=True)
+    return _mel_path(x, 0, window, mel_t, dct, n_frames, size=x.shape[0], blocks=blocks, n_fft=FRONT_END["n_fft"],
+                     hop=FRONT_END["hop_length"], center=True, pad_mode="constant", power=2.0, top_db=80.0,
+                     log=True)[0]
 
 
 def _bucket_frames(frames: int) -> int:
@@ -634,20 +663,31 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
     buckets: dict[int, list[int]] = {}
     for i, t in enumerate(n_frames):
         buckets.setdefault(_bucket_frames(t), []).append(i)
-    out: list[np.ndarray] = [np.empty(0)] * len(signals)
-    for frames, idx in sorted(buckets.items()):
+    # Batches run on the thread pool (XLA:CPU uses one core per call; two calls run in parallel). A bucket's last
+    # partial batch moves up into the next bucket rather than being padded with empty clips.
+    jobs: list[tuple[int, list[int]]] = []
+    carried: list[int] = []
+    for n, (frames, idx) in enumerate(sorted(buckets.items())):
+        carried += idx
+        ready = len(carried) if n == len(buckets) - 1 else len(carried) // _CLIP_BATCH * _CLIP_BATCH
+        jobs += [(frames, carried[i : min(i + _CLIP_BATCH, ready)]) for i in range(0, ready, _CLIP_BATCH)]
+        carried = carried[ready:]
+
+    def run(job: tuple[int, list[int]]) -> list[np.ndarray]:
+        frames, chunk = job
         n_out = frames * hop - 1  # the longest resampled signal with 1 + n_out // hop == frames
-        length = n_out * down // up  # the longest input whose resampled length fits
-        for start in range(0, len(idx), _CLIP_BATCH):
-            chunk = idx[start : start + _CLIP_BATCH]
-            batch = np.zeros((_CLIP_BATCH, length), np.float32)
-            lengths44 = np.zeros(_CLIP_BATCH, np.int32)
-            valid = np.ones(_CLIP_BATCH, np.int32)
-            for row, i in enumerate(chunk):
-                batch[row, : len(signals[i])] = signals[i]
-                lengths44[row], valid[row] = n44[i], n_frames[i]
-            res = np.asarray(_front_end_batch(batch, lengths44, valid, weights, window, fb.T, dct, up=up, down=down,
-                                              j_lo=j_lo, groups=groups, n_out=n_out, blocks=blocks))
-            for row, i in enumerate(chunk):
-                out[i] = np.ascontiguousarray(res[row, : n_frames[i]].T)
+        batch = np.zeros((_CLIP_BATCH, n_out * down // up), np.float32)  # the longest input that fits n_out
+        lengths44 = np.zeros(_CLIP_BATCH, np.int32)
+        valid = np.ones(_CLIP_BATCH, np.int32)
+        for row, i in enumerate(chunk):
+            batch[row, : len(signals[i])] = signals[i]
+            lengths44[row], valid[row] = n44[i], n_frames[i]
+        res = np.asarray(_front_end_batch(batch, lengths44, valid, weights, window, fb.T, dct, up=up, down=down,
+                                          j_lo=j_lo, groups=groups, n_out=n_out, blocks=blocks))
+        return [np.ascontiguousarray(res[row, : n_frames[i]].T) for row, i in enumerate(chunk)]
+
+    out: list[np.ndarray] = [np.empty(0)] * len(signals)
+    for (_, chunk), results in zip(jobs, _POOL.map(run, jobs)):
+        for i, mfcc in zip(chunk, results):
+            out[i] = mfcc
     return out

@@ -247,6 +247,14 @@ def test_bad_files_are_skipped_with_a_warning_and_reported(tmp_path: Path, caplo
     assert report["counts"] == {"train": {"anger": 1}, "validation": {"surprise": 1}, "test": {"sadness": 1}}
 
 
+def test_a_split_of_only_undecodable_files_fails_clearly(tmp_path: Path) -> None:
+    _tone(tmp_path / "manual" / "Actor_01" / "03-01-05-02-01-02-01.wav")
+    (tmp_path / "manual" / "Actor_22").mkdir()
+    (tmp_path / "manual" / "Actor_22" / "03-01-04-02-02-02-22.wav").write_bytes(b"RIFF, but nothing else")
+    with pytest.raises(ValueError, match=r"none of the 1 recording\(s\) of the test split.*Actor_22/03-01-04"):
+        corpora.build("ravdess", manual_dir=str(tmp_path / "manual"), data_dir=str(tmp_path / "data"))
+
+
 def test_empty_or_missing_manual_dir_fails_with_instructions(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     for manual in (tmp_path / "empty", tmp_path / "missing"):

@@ -14,18 +14,19 @@ import soundfile
 
 from emojax import features, inference, synthetic
 from emojax.labels import EMOTIONS
-from test_train import synthetic_data_dir, trained_workdir  # noqa: F401  (shared session fixtures)
+from test_train import compilation_cache, synthetic_data_dir, trained_workdir  # noqa: F401  (shared fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str, data_dir: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TFDS_DATA_DIR": data_dir, "JAX_PLATFORMS": "cpu"}
+def _run(*args: str, data_dir: str, cache: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TFDS_DATA_DIR": data_dir, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     return subprocess.run([sys.executable, str(REPO / "eval.py"), *args], env=env, capture_output=True, text=True)
 
 
-def test_eval_prints_metrics_json_and_writes_plots(trained_workdir, synthetic_data_dir):
-    done = _run("--workdir", str(trained_workdir), data_dir=synthetic_data_dir)
+def test_eval_prints_metrics_json_and_writes_plots(trained_workdir, synthetic_data_dir, compilation_cache):
+    done = _run("--workdir", str(trained_workdir), data_dir=synthetic_data_dir, cache=compilation_cache)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     for key in ("accuracy", "unweighted_accuracy", "macro_f1", "precision", "recall", "keras_precision",
@@ -101,10 +102,11 @@ def test_predict_in_memory_matches_the_file(trained_workdir, audio_files):
         assert in_memory.probabilities[name] == pytest.approx(from_file.probabilities[name], abs=2e-3)
 
 
-def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic_data_dir, audio_files):
+def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic_data_dir, compilation_cache,
+                                                     audio_files):
     names = ["short_8k.wav", "corrupt.wav", "six_channels_48k.ogg", "float_96k.wav"]
     done = _run("--workdir", str(trained_workdir), "--json", "--audio", *(str(audio_files[n]) for n in names),
-                data_dir=synthetic_data_dir)
+                data_dir=synthetic_data_dir, cache=compilation_cache)
     assert done.returncode == 1  # one file failed
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "corrupt.wav" in errors[0]
@@ -113,7 +115,7 @@ def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic
     for r in results:
         assert set(r["probabilities"]) == set(EMOTIONS) and r["emotion"] in EMOTIONS and r["windows"]
     plain = _run("--workdir", str(trained_workdir), "--audio", str(audio_files["short_8k.wav"]),
-                 data_dir=synthetic_data_dir)
+                 data_dir=synthetic_data_dir, cache=compilation_cache)
     assert plain.returncode == 0
     path, emotion, probability = plain.stdout.strip().split("\t")
     assert path.endswith("short_8k.wav") and emotion in EMOTIONS and 0.125 <= float(probability) <= 1.0

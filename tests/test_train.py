@@ -117,25 +117,51 @@ def test_two_cpu_devices_match_one(tmp_path):
         np.testing.assert_allclose(one[name], two[name], rtol=2e-4, atol=2e-5, err_msg=name)
 
 
+# Session resources shared with tests/test_inference.py, which imports these fixtures: pytest would set
+# an imported session fixture up once per module, so the work itself is memoised here.
+_SHARED: dict[str, object] = {}
+
+
+def _once(name: str, make):
+    if name not in _SHARED:
+        _SHARED[name] = make()
+    return _SHARED[name]
+
+
+@pytest.fixture(scope="session")
+def compilation_cache(tmp_path_factory) -> str:
+    """A persistent XLA compilation cache for this session: repeated runs of one config compile once."""
+    def make() -> str:
+        path = str(tmp_path_factory.mktemp("xla_cache"))
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        return path
+    return _once("cache", make)
+
+
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> str:
     """The synthetic_prosody TFDS dataset, built once per session."""
     from emojax import corpora
 
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    corpora.build("synthetic_prosody", data_dir=data_dir)
-    return data_dir
+    def make() -> str:
+        data_dir = str(tmp_path_factory.mktemp("tfds"))
+        corpora.build("synthetic_prosody", data_dir=data_dir)
+        return data_dir
+    return _once("tfds", make)
 
 
 @pytest.fixture(scope="session")
-def trained_workdir(tmp_path_factory, synthetic_data_dir) -> Path:
-    """A demo-config run on the synthetic corpus (shared by the inference tests)."""
-    workdir = tmp_path_factory.mktemp("demo")
-    config = demo.get_config()
-    config.data_dir = synthetic_data_dir
-    config.epochs = 12
-    train.train_and_evaluate(config, workdir)
-    return workdir
+def trained_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Path:
+    """A demo-config run on the synthetic corpus (12 epochs)."""
+    def make() -> Path:
+        workdir = tmp_path_factory.mktemp("demo")
+        config = demo.get_config()
+        config.data_dir = synthetic_data_dir
+        config.epochs = 12
+        train.train_and_evaluate(config, workdir)
+        return workdir
+    return _once("demo", make)
 
 
 def test_short_synthetic_run_is_well_above_chance(trained_workdir):
@@ -153,8 +179,10 @@ def test_short_synthetic_run_is_well_above_chance(trained_workdir):
     assert test["checkpoint_step"] == best["step"]
 
 
-def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic_data_dir):
-    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32)
+def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic_data_dir, compilation_cache):
+    # A constant schedule: the cosine one depends on config.epochs, which this test changes between runs.
+    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32,
+                         schedule="constant", warmup_epochs=0)
     train.train_and_evaluate(config, tmp_path / "straight")
     config.epochs = 1
     train.train_and_evaluate(config, tmp_path / "resumed")
