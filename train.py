@@ -2,7 +2,8 @@
 
 Without ``--config`` it uses ``configs/default.py`` on the four corpora when all are prepared, and
 otherwise says so and trains the embedded synthetic demo (``configs/demo.py``). Running again on the
-same workdir resumes from its latest checkpoint.
+same workdir resumes from its latest checkpoint (keep the config the same: ``epochs`` also shapes the
+learning-rate schedule). ``--config.FIELD=VALUE`` overrides need ``--config``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib.util
 from pathlib import Path
 
 from absl import app, flags, logging
+import ml_collections
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -20,7 +22,8 @@ config_flags.DEFINE_config_file("config", None, "Training config file, e.g. conf
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
-def _load(name: str):
+def _load(name: str) -> ml_collections.ConfigDict:
+    """``get_config()`` of ``configs/<name>.py``."""
     spec = importlib.util.spec_from_file_location(f"configs.{name}", CONFIGS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

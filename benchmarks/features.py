@@ -1,5 +1,12 @@
 """Benchmark of the MFCC front end: jitted ``emojax.features.mfcc`` vs ``librosa.feature.mfcc`` vs ``tf.signal``.
 
+Methods: ``emojax`` calls ``emojax.features.mfcc`` on a device array (jitted inside; on the CPU it splits the batch
+over the cores with threads, since XLA:CPU runs one call's FFTs on one core); ``emojax-1-call`` is
+``jax.jit(mfcc)``, the whole batch as one XLA call (as inside a training step); ``librosa`` is
+``librosa.feature.mfcc`` clip by clip (its ``top_db`` floor is per clip, as emojax's), ``librosa-batched`` on the
+whole batch at once (faster; its floor is then shared by the batch); ``tf.signal`` is the same pipeline with
+``tf.signal`` under ``tf.function(jit_compile=True)``.
+
 Clips are 2.5 s at 22,050 Hz: the corpus samples (``../shared/corpus-samples`` or ``$EMOJAX_CORPUS_SAMPLES``),
 resampled, from 0.5 s in (like the reference system), cycled to fill the batch; generated speech-like signals when
 the samples are absent. MFCC parameters are librosa's defaults (n_fft 2048, hop 512, 128 mels, 20 coefficients).
@@ -13,11 +20,13 @@ clips of 2-4 s.
     python benchmarks/features.py                    # batch sizes 1, 8, 64, 512
     python benchmarks/features.py --batches 64 --repeats 5
     python benchmarks/features.py --sweep            # emojax's performance knobs, batch 64
+    python benchmarks/features.py --corpus 1000      # load_audio + clip_mfccs on 1000 corpus files, extrapolated
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -30,7 +39,7 @@ import numpy as np
 
 SR = 22_050
 SECONDS = 2.5
-METHODS = ("emojax", "librosa", "librosa-batched", "tf.signal")
+METHODS = ("emojax", "emojax-1-call", "librosa", "librosa-batched", "tf.signal")
 
 
 def _rss_mib() -> float:
@@ -41,6 +50,24 @@ def _rss_mib() -> float:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _wait_until_idle(timeout_s: float, threshold: float = 85.0) -> bool:
+    """Waits until the CPUs were at least ``threshold`` % idle over one second (Linux ``/proc/stat``); False after
+    ``timeout_s`` without such a second. For measuring on a machine shared with other jobs."""
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        idle0, total0 = ticks()
+        time.sleep(1.0)
+        idle1, total1 = ticks()
+        if 100 * (idle1 - idle0) >= threshold * max(1, total1 - total0):
+            return True
+    return False
 
 
 def _samples_dir() -> Path | None:
@@ -83,7 +110,13 @@ def clips(batch: int) -> tuple[np.ndarray, str]:
 def _mfcc_fn(method: str):
     """``(prepare, f)`` for one method: ``prepare`` moves a numpy batch to the method's array type (untimed, like
     data already in a pipeline), ``f`` computes the MFCCs (librosa-default parameters at 22,050 Hz) and waits."""
-    if method == "emojax":
+    if method == "emojax":  # the public function: jitted inside, the batch split over the CPU cores by threads
+        import jax
+
+        from emojax.features import mfcc
+
+        return jax.device_put, lambda y: mfcc(y, sr=SR).block_until_ready()
+    if method == "emojax-1-call":  # the whole batch as one XLA call (under an outer jit): one core for the FFTs
         import jax
 
         from emojax.features import mfcc
@@ -158,15 +191,46 @@ def time_clip_mfccs(n_clips: int = 200) -> dict:
                 x_realtime=audio_s / dt, frames=sum(o.shape[1] for o in out))
 
 
+def corpus_pass(n_files: int) -> None:
+    """Decodes ``n_files`` random corpus files (``load_audio``) and runs ``clip_mfccs`` on them, timing both, and
+    extrapolates to the whole corpus (``../shared/corpora`` or ``$EMOJAX_CORPORA``)."""
+    import random
+
+    from emojax import features
+
+    root = Path(os.environ.get("EMOJAX_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
+    files = sorted(root.rglob("*.ogg"))
+    if not files:
+        raise SystemExit(f"no .ogg files under {root}; set $EMOJAX_CORPORA")
+    chosen = random.Random(0).sample(files, min(n_files, len(files)))
+    print(f"load average before: {os.getloadavg()}")
+    t0 = time.perf_counter()
+    clips = [features.load_audio(f)[0] for f in chosen]
+    decode = time.perf_counter() - t0
+    features.clip_mfccs(clips)  # compiles every bucket
+    times = []
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        features.clip_mfccs(clips)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    wall, cpu = np.median(times, axis=0)
+    scale = len(files) / len(chosen)
+    audio_s = sum(len(c) for c in clips) / features.SAMPLE_RATE
+    print(f"{len(chosen)} of {len(files)} files, {audio_s:.0f} s of audio: decode {decode:.1f} s, clip_mfccs "
+          f"{wall:.2f} s wall / {cpu:.2f} s CPU (median of 3, after compiling); whole corpus (x{scale:.1f}): "
+          f"decode ~{decode * scale:.0f} s, clip_mfccs ~{wall * scale:.0f} s")
+    print(f"load average after: {os.getloadavg()}")
+
+
 def sweep(batch: int = 64, repeats: int = 10) -> None:
-    """Times jitted ``mfcc`` at each value of the jitted path's knobs (``emojax.features._CHUNK_FRAMES`` etc.)."""
+    """Times ``mfcc`` at each value of the performance knobs of ``emojax.features`` (``_CHUNK_FRAMES`` etc.)."""
     import jax
 
     from emojax import features
 
     y = jax.device_put(clips(batch)[0])
     knobs = {"_CHUNK_FRAMES": [128, 256, 512, 1024, 2048, 1 << 30], "_SEGMENT_COST": [0, 512, 2048, 4096, 8192, 32768],
-             "_PARALLEL_MAPS": [1, 2, 4, 8]}
+             "_THREADS": sorted({1, features._THREADS})}
     print(f"load average before: {os.getloadavg()}")
     for name, values in knobs.items():
         default = getattr(features, name)
@@ -174,7 +238,7 @@ def sweep(batch: int = 64, repeats: int = 10) -> None:
             setattr(features, name, value)
             features._mel_filterbank.cache_clear()  # blocks depend on _SEGMENT_COST
             jax.clear_caches()
-            f = jax.jit(lambda y: features.mfcc(y, sr=SR))
+            f = functools.partial(features.mfcc, sr=SR)
             f(y).block_until_ready()
             times = []
             for _ in range(repeats):
@@ -191,11 +255,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 512])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--when-idle", type=float, default=0, metavar="S",
+                        help="before each run, wait up to S seconds for an idle second (shared machines)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--clip-mfccs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="time emojax at each value of its performance knobs")
+    parser.add_argument("--corpus", type=int, metavar="N", help="time decoding + clip_mfccs on N corpus files")
     args = parser.parse_args()
+    if args.corpus:
+        corpus_pass(args.corpus)
+        return
     if args.sweep:
         sweep(repeats=args.repeats)
         return
@@ -207,23 +278,38 @@ def main() -> None:
         return
 
     print(f"load average before: {os.getloadavg()}")
-    rows = []
+    runs = []  # rounds alternate the methods, so a load change on the shared machine hits all of them alike
     for batch in args.batches:
-        for method in args.methods:
-            repeats = args.repeats if not method.startswith("librosa") or batch < 512 else max(2, args.repeats // 3)
-            cmd = [sys.executable, __file__, "--one", method, str(batch), "--repeats", str(repeats)]
-            rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-    print(f"clips: {rows[0]['origin']}")
-    print("speed-ups are the other method's median time / this one's ('batched': librosa on the whole batch)")
+        for r in range(args.rounds):
+            for method in args.methods:
+                repeats = args.repeats if not method.startswith("librosa") or batch < 512 else max(2, args.repeats // 3)
+                cmd = [sys.executable, __file__, "--one", method, str(batch), "--repeats", str(repeats)]
+                idle = _wait_until_idle(args.when_idle) if args.when_idle else False
+                run = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                runs.append(dict(run, round=r, idle=idle))
+    print(f"clips: {runs[0]['origin']}; {args.rounds} rounds")
+    if args.when_idle:
+        print(f"{sum(r['idle'] for r in runs)} of {len(runs)} runs started after an idle second")
+    print("ms/clip, CPU ms, peak MiB: medians over rounds; speed-up: median over rounds of the other method's time "
+          "/ this one's ('batched': librosa-batched)")
     print(f"| {'batch':>5} | {'method':>15} | {'ms/clip':>7} | {'best':>6} | {'CPU ms':>6} | {'vs librosa':>10} | "
           f"{'vs batched':>10} | {'vs tf':>6} | {'peak MiB':>8} |")
     print("|" + "|".join("-" * w for w in (7, 17, 9, 8, 8, 12, 12, 8, 10)) + "|")
-    for row in rows:
-        same = {r["method"]: r["ms_per_clip"] for r in rows if r["batch"] == row["batch"]}
-        ratio = lambda m: f"{same[m] / row['ms_per_clip']:.2f}x" if m in same else "-"  # noqa: E731
-        print(f"| {row['batch']:>5} | {row['method']:>15} | {row['ms_per_clip']:7.3f} | "
-              f"{row['best_ms_per_clip']:6.3f} | {row['cpu_ms_per_clip']:6.3f} | {ratio('librosa'):>10} | "
-              f"{ratio('librosa-batched'):>10} | {ratio('tf.signal'):>6} | {row['peak_mib']:8.0f} |")
+    for batch in args.batches:
+        for method in args.methods:
+            mine = [x for x in runs if x["batch"] == batch and x["method"] == method]
+            med = lambda key: float(np.median([x[key] for x in mine]))  # noqa: E731
+
+            def ratio(other: str) -> str:
+                theirs = {x["round"]: x["ms_per_clip"] for x in runs if x["batch"] == batch and x["method"] == other}
+                if not theirs:
+                    return "-"
+                return f"{np.median([theirs[x['round']] / x['ms_per_clip'] for x in mine]):.2f}x"
+
+            best = min(x["best_ms_per_clip"] for x in mine)
+            print(f"| {batch:>5} | {method:>15} | {med('ms_per_clip'):7.3f} | {best:6.3f} | "
+                  f"{med('cpu_ms_per_clip'):6.3f} | {ratio('librosa'):>10} | {ratio('librosa-batched'):>10} | "
+                  f"{ratio('tf.signal'):>6} | {med('peak_mib'):8.0f} |")
     cmd = [sys.executable, __file__, "--clip-mfccs"]
     cm = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     print(f"clip_mfccs (median of 3): {cm['clips']} clips, {cm['audio_s']:.0f} s of 16 kHz audio in "

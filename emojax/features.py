@@ -8,9 +8,10 @@ batch axes are allowed everywhere; the ``top_db`` floor is taken per clip (over 
 a batch. Parity with librosa is within 1e-6 of the largest value per clip (tests/test_features.py: 1e-5).
 
 How the jitted path is fast on CPU (numbers in BENCHMARKS.md): frames are cut without a gather (reshape into
-``gcd(n_fft, hop)`` blocks, strided slices, stack), clips are processed a few at a time in ``lax.map`` loops (so the
-frames and their FFT stay in cache) and in independent loops that XLA runs on different cores, and the mel
-filterbank, which is banded, is applied as a handful of dense blocks instead of one mostly-zero matrix.
+``gcd(n_fft, hop)`` blocks, strided slices, stack), clips are processed a few at a time in a ``lax.map`` loop (so the
+frames and their FFT stay in cache), and the mel filterbank, which is banded, is applied as a handful of dense
+blocks instead of one mostly-zero matrix. XLA:CPU runs a call's FFTs on one core, so eager calls on concrete CPU
+input split the batch into one part per core, run by threads (under an outer ``jit`` the batch is one call).
 
 The emojax front end
 --------------------
@@ -23,9 +24,9 @@ the orthonormal DCT do not depend on ``n_mfcc``), 128 Slaney mel bands, librosa 
 (same Kaiser filter, alignment and length), computed inside the jitted batch as block matrix products read off
 resample_poly's own impulse responses: it agrees with resample_poly to float32 round-off (~1e-6) at about 30
 multiply-adds per output sample, instead of a host pass per clip. Clips are padded up to length buckets (frame
-counts 32 · 2^(k/4) rounded up to 8: a few compiled shapes, about 20 % padding at most) and run in batches of 32;
-each clip is zeroed beyond its own resampled length and its ``top_db`` peak is taken over its own frames, so every
-result equals ``mfcc`` of the resampled clip alone.
+counts 32 · 2^(k/4) rounded up to 8: a few compiled shapes, about 20 % padding at most) and run in batches of 32,
+one per core at a time (threads); each clip is zeroed beyond its own resampled length and its ``top_db`` peak is
+taken over its own frames, so every result equals ``mfcc`` of the resampled clip alone.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import functools
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -55,8 +56,8 @@ FRONT_END = dict(sr=MFCC_SAMPLE_RATE, n_mfcc=40, n_fft=2048, hop_length=512, n_m
 
 _PAD_MODES = ("constant", "edge", "reflect", "symmetric")
 # Performance knobs of the jitted path, chosen by measurement on the 2-core CPU (see BENCHMARKS.md):
-_SEGMENT_COST = 4096  # multiply-adds per frame charged per filterbank block (2048-8192 within 10 %; dense: 2x slower)
-_CHUNK_FRAMES = 512  # frames per lax.map step, so one step's FFT buffers stay in cache (1024: 1.6x slower, all: 2.5x)
+_SEGMENT_COST = 4096  # multiply-adds per frame charged per filterbank block (512-8192 within 10 %; dense mel: 2x)
+_CHUNK_FRAMES = 512  # frames per lax.map step: one step's FFT buffers stay in cache (1024: 1.2-1.6x slower, all: 2.5x)
 # XLA:CPU runs an executable's FFTs on one core and does not overlap independent loops (measured), but two threads
 # calling it on different parts of a batch do run in parallel: eager calls on concrete CPU input are split this way.
 _THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -422,7 +423,7 @@ def _apply_mel(s: jax.Array, mel_t: jax.Array, blocks: tuple[tuple[int, int, int
     return out
 
 
-def _chunked(fn, y: jax.Array, chunk: int) -> jax.Array:
+def _chunked(fn: Callable[[jax.Array], jax.Array], y: jax.Array, chunk: int) -> jax.Array:
     """``fn`` over ``y (clips, samples)``, ``chunk`` clips at a time (``lax.map``), so each step stays in cache."""
     n = y.shape[0]
     if n <= chunk:
@@ -543,6 +544,8 @@ def mfcc(y: jax.Array | np.ndarray, *, sr: float = 22050, n_mfcc: int = 20, dct_
 def _as_clip(clip: np.ndarray) -> np.ndarray:
     """One clip (int16/int32 PCM scaled to [-1, 1), or float) as float32 ``(samples,)``, checked."""
     clip = np.asarray(clip)
+    if not (np.issubdtype(clip.dtype, np.signedinteger) or np.issubdtype(clip.dtype, np.floating)):
+        raise ValueError(f"clips must be signed integer PCM or float arrays, got dtype {clip.dtype}")
     if np.issubdtype(clip.dtype, np.integer):
         clip = clip.astype(np.float32) / np.float32(-np.iinfo(clip.dtype).min)
     clip = clip.astype(np.float32, copy=False)

@@ -117,6 +117,17 @@ def test_mel_filterbank_matches_librosa_and_is_cached(htk: bool, norm: str | Non
     assert not fb.flags.writeable
 
 
+def test_constants_are_built_once_per_parameter_set() -> None:
+    y = _generated(8000, 0.5)[0]
+    kw = dict(sr=8000, n_fft=256, n_mels=24, n_mfcc=12, fmax=3999.0)
+    features.mfcc(y, **kw)
+    caches = (features._mel_filterbank, features._dct_matrix, features._window)
+    misses = [c.cache_info().misses for c in caches]
+    features.mfcc(y, **kw)
+    features.mfcc(y * 0.5, **kw)
+    assert [c.cache_info().misses for c in caches] == misses
+
+
 def test_batch_axes_and_per_clip_top_db() -> None:
     """Any leading axes in one call; a quiet clip next to a loud one keeps its own 80 dB floor."""
     clips = _generated(8000, 1.0)[:4]
@@ -168,6 +179,7 @@ BAD_INPUTS = {
     "short signal uncentered": (np.zeros(1000, np.float32), dict(center=False), "shorter than n_fft"),
     "nan sample": (np.array([0.0, np.nan] * 2000, np.float32), {}, "NaN"),
     "inf sample": (np.array([0.0, np.inf] * 2000, np.float32), {}, "infinite"),
+    "nan in the last clip of a batch": (np.array([[0.0] * 4000] * 4 + [[np.nan] * 4000], np.float32), {}, "NaN"),
     "n_mfcc > n_mels": (np.zeros(4000, np.float32), dict(n_mfcc=40, n_mels=32), "n_mfcc=40"),
     "fmax above nyquist": (np.zeros(4000, np.float32), dict(fmax=12000.0), "Nyquist"),
     "zero n_fft": (np.zeros(4000, np.float32), dict(n_fft=0), "n_fft"),

@@ -43,7 +43,8 @@ def test_eval_prints_metrics_json_and_writes_plots(trained_workdir, synthetic_da
 def _signal(seconds: float, rate: int, channels: int) -> np.ndarray:
     """A synthetic utterance (repeated to ``seconds``) at ``rate`` Hz with ``channels`` channels, float in [-1, 1]."""
     clip = next(synthetic.generate("test")).audio.astype(np.float32) / 32768
-    clip = np.tile(clip, int(np.ceil(seconds * synthetic.SAMPLE_RATE / len(clip))))[: int(seconds * synthetic.SAMPLE_RATE)]
+    samples = int(seconds * synthetic.SAMPLE_RATE)
+    clip = np.tile(clip, int(np.ceil(samples / len(clip))))[:samples]
     n = max(int(round(len(clip) * rate / synthetic.SAMPLE_RATE)), 1)
     clip = np.interp(np.linspace(0, len(clip) - 1, n), np.arange(len(clip)), clip).astype(np.float32)
     return np.stack([clip * (0.5 + 0.1 * c) for c in range(channels)], axis=1)

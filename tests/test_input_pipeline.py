@@ -34,7 +34,8 @@ def _corpus(n: int, frames: int = 100, seed: int = 0) -> Corpus:
     rng = np.random.default_rng(seed)
     return Corpus(mfcc=[rng.normal(size=(40, frames + i % 7)).astype(np.float32) for i in range(n)],
                   label=np.arange(n) % 8, speaker=np.array([f"s{i % 5}" for i in range(n)]),
-                  corpus=np.array(["a", "b"] * (n // 2)), gender=np.array(["f"] * n), file=np.array([f"{i}.wav" for i in range(n)]))
+                  corpus=np.array(["a", "b"] * (n // 2)), gender=np.array(["f"] * n),
+                  file=np.array([f"{i}.wav" for i in range(n)]))
 
 
 def test_random_protocol_is_disjoint_and_keeps_test_aside():

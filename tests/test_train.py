@@ -96,7 +96,8 @@ trainer, state = _trainer(config)
 assert trainer.mesh.size == jax.device_count() == {devices}
 x, y = learnable_arrays()
 for epoch in range(2):
-    state, history = trainer.train_epoch(state, (jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated)), epoch)
+    data = (jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated))
+    state, history = trainer.train_epoch(state, data, epoch)
 probs = trainer.predict({{"params": state.params, "batch_stats": state.batch_stats}}, x[:, :, :32])
 np.savez({out!r}, probs=probs, loss=history["loss"], *_leaves(state))
 """

@@ -1,0 +1,114 @@
+"""Accuracy protocols: trains and evaluates each (protocol, model) run over several seeds, writes a table.
+
+Each run is ``python train.py --workdir RUNS/<name>/seed<k> --config <config> --config.seed=<k> ...``; its
+test figures come from the best-by-validation checkpoint (``test_metrics.json``), its training time from
+``metrics.jsonl``. Finished runs are not trained again (train.py resumes a workdir; a complete one only
+re-evaluates), so the script can be stopped and started.
+
+    python benchmarks/accuracy.py --runs runs/accuracy --data_dir /work/data/tfds \
+        --only seed-random,default-random --seeds 0,1,2 > accuracy.md
+
+Prints a Markdown table (mean ± std over seeds) and writes ``RUNS/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = ("ravdess", "savee", "crema_d", "tess")
+
+# name -> (protocol description, config file, overrides)
+RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "seed-random": ("1: random 80/20", "configs/seed.py", ()),
+    "default-random": ("1: random 80/20", "configs/default.py", ()),
+    "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
+    "default-speaker": ("2: speaker-independent", "configs/default.py", ("--config.protocol=speaker",)),
+    **{
+        f"default-loco-{held_out}": (
+            f"3: leave {held_out} out", "configs/default.py",
+            ("--config.protocol=loco", f"--config.test_corpus={held_out}"),
+        )
+        for held_out in CORPORA
+    },
+}
+
+
+def run_one(name: str, seed: int, runs: Path, data_dir: str | None) -> dict:
+    """Trains (or resumes) one run and returns its test metrics with timing added."""
+    protocol, config, overrides = RUNS[name]
+    workdir = runs / name / f"seed{seed}"
+    command = [sys.executable, str(REPO / "train.py"), f"--workdir={workdir}", f"--config={REPO / config}",
+               f"--config.seed={seed}", *overrides]
+    if data_dir:
+        command.append(f"--config.data_dir={data_dir}")
+    print(f"[accuracy] {' '.join(command)}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=REPO)
+    wall = time.perf_counter() - started
+    metrics = json.loads((workdir / "test_metrics.json").read_text())
+    epochs = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    metrics["train_seconds"] = float(sum(e["epoch_seconds"] for e in epochs))
+    metrics["wall_seconds_this_call"] = wall
+    metrics["protocol"], metrics["config"], metrics["overrides"] = protocol, config, list(overrides)
+    return metrics
+
+
+def _mean_std(values: list[float]) -> str:
+    values = np.asarray(values) * 100
+    return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) > 1 else f"{values[0]:.1f}"
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """Markdown table: one row per run name, mean ± std over its seeds."""
+    lines = [
+        "| protocol | run | config | params | seeds | accuracy % | UA % | macro-F1 % | Keras P / R % | "
+        "per-corpus accuracy % | train time / seed |",
+        "|---|---|---|---:|---:|---|---|---|---|---|---:|",
+    ]
+    for name, runs in results.items():
+        first = runs[0]
+        per_corpus = ", ".join(
+            f"{corpus} {_mean_std([r['per_corpus'][corpus]['accuracy'] for r in runs])}"
+            for corpus in first.get("per_corpus", {})
+        )
+        keras = f"{_mean_std([r['keras_precision'] for r in runs])} / {_mean_std([r['keras_recall'] for r in runs])}"
+        minutes = np.mean([r["train_seconds"] for r in runs]) / 60
+        lines.append(
+            f"| {first['protocol']} | {name} | `{first['config']}` {' '.join(first['overrides'])} | "
+            f"{first.get('num_parameters', '?')} | {len(runs)} | "
+            f"{_mean_std([r['accuracy'] for r in runs])} | {_mean_std([r['unweighted_accuracy'] for r in runs])} | "
+            f"{_mean_std([r['macro_f1'] for r in runs])} | {keras} | {per_corpus} | {minutes:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "accuracy", help="parent of the workdirs")
+    parser.add_argument("--data_dir", default=None, help="TFDS data dir with the four prepared corpora")
+    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated run names of: {', '.join(RUNS)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(names) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown run names {unknown}; choose from {', '.join(RUNS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results = {name: [run_one(name, seed, args.runs, args.data_dir) for seed in seeds] for name in names}
+    args.runs.mkdir(parents=True, exist_ok=True)
+    (args.runs / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU, `{' '.join(sys.argv)}`\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
