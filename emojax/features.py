@@ -148,6 +148,7 @@ def _mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:
 
 
 def _check_positive_int(**kwargs: object) -> None:
+    """Raises ``ValueError`` naming the first argument that is not a positive integer."""
     for name, value in kwargs.items():
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -396,6 +397,7 @@ def power_to_db(S: jax.Array | np.ndarray, *, ref: float = 1.0, amin: float = 1e
 
 def _check_mfcc_args(n_mfcc: int, n_mels: int, dct_type: int, norm: str | None, lifter: float,
                      top_db: float | None, power: float) -> None:
+    """Validates the MFCC-specific arguments of ``mfcc`` (``ValueError`` saying which and why)."""
     _check_positive_int(n_mfcc=n_mfcc)
     if n_mfcc > n_mels:
         raise ValueError(f"n_mfcc={n_mfcc} must be <= n_mels={n_mels}")
@@ -518,7 +520,7 @@ def mfcc(y: jax.Array | np.ndarray, *, sr: float = 22050, n_mfcc: int = 20, dct_
     ``top_db`` floor is per clip. Works on any leading batch axes and under ``jit``/``vmap``/``grad``.
 
     Args:
-      y: signal ``(..., samples)``, float (or int, converted to float32 as is).
+      y: signal ``(..., samples)``, floating point (computed in float32).
       sr: sample rate (Hz). Others: see ``stft``, ``mel_filterbank``, ``power_to_db``; lifter: cepstral liftering
       ``1 + lifter/2 sin(pi k / lifter)`` (0: none).
 

@@ -4,9 +4,9 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
 
 - a clip no longer than the training window's end (``offset_frames + window_frames`` frames, 3.0 s for the
   reference windows) gets exactly the training treatment: full-clip MFCC, the window at
-  ``offset_frames`` (zero-padded), one window; a clip too short to fill half a window after the offset
-  (under 1.75 s for the reference windows) is taken from its first frame instead, so the window holds
-  its audio;
+  ``offset_frames`` (zero-padded), one window; a clip with less than a quarter window of audio after
+  the offset (under 1.13 s for the reference windows; rare in the corpora) is taken from its first frame
+  instead, so that the window holds its audio;
 - a longer recording is cut into windows of ``window_frames`` frames (2.5 s) every half window, the last
   one aligned to the end; each window's MFCC is computed from its own samples, in chunks of
   ``CHUNK_WINDOWS`` windows, so feature and model memory stay bounded however long the file is (only
@@ -109,7 +109,7 @@ class Predictor:
         windows: list[dict[str, Any]] = []
         if duration <= (c.offset_frames + c.window_frames) * frame_seconds:
             mfcc = features.clip_mfccs([audio], rate)[0]
-            start = c.offset_frames if mfcc.shape[1] >= c.offset_frames + c.window_frames // 2 else 0
+            start = c.offset_frames if mfcc.shape[1] >= c.offset_frames + c.window_frames // 4 else 0
             probs = self._classify(input_pipeline.window(mfcc, start, c.window_frames, c.n_mfcc)[None])
             spans = [(start * frame_seconds, min(duration, (start + c.window_frames) * frame_seconds))]
         else:

@@ -247,7 +247,10 @@ def restore(workdir: str | Path, which: str = "best"
                                                          normalization=ocp.args.StandardRestore()))
     config = ml_collections.ConfigDict(meta["config"])
     steps_per_epoch = max(int(meta["config"]["steps_per_epoch"]), 1)
-    target = create_train_state(config, models.create_model(config), steps_per_epoch)
+    # An abstract target: shapes, dtypes and placement only, so nothing is initialised or compiled.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), jax.eval_shape(
+        lambda: create_train_state(config, models.create_model(config), steps_per_epoch)))
     state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
     manager.close()
     return config, state, input_pipeline.Normalization.from_dict(meta["normalization"]), step

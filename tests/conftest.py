@@ -1,13 +1,16 @@
-"""Shared fixtures: where the real corpora are (tests that need them skip when absent)."""
+"""Shared fixtures: where the real corpora are (tests that need them skip when absent), and session-wide
+resources: an XLA compilation cache, the synthetic TFDS corpus and a trained demo workdir."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the configs/ package
 
 
 def _shared(name: str, env: str) -> Path | None:
@@ -31,3 +34,38 @@ def samples_dir() -> Path:
     if path is None:
         pytest.skip("corpus samples not found (../shared/corpus-samples or $EMOJAX_CORPUS_SAMPLES)")
     return path
+
+
+@pytest.fixture(scope="session")
+def compilation_cache(tmp_path_factory) -> str:
+    """A persistent XLA compilation cache for this session: repeated runs of one config compile once."""
+    import jax
+
+    path = str(tmp_path_factory.mktemp("xla_cache"))
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> str:
+    """The synthetic_prosody TFDS dataset, built once per session."""
+    from emojax import corpora
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    corpora.build("synthetic_prosody", data_dir=data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Path:
+    """A demo-config run on the synthetic corpus (12 epochs), shared by the training and inference tests."""
+    from configs import demo
+    from emojax import train
+
+    workdir = tmp_path_factory.mktemp("demo")
+    config = demo.get_config()
+    config.data_dir = synthetic_data_dir
+    config.epochs = 12
+    train.train_and_evaluate(config, workdir)
+    return workdir

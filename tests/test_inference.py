@@ -14,7 +14,6 @@ import soundfile
 
 from emojax import features, inference, synthetic
 from emojax.labels import EMOTIONS
-from test_train import compilation_cache, synthetic_data_dir, trained_workdir  # noqa: F401  (shared fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,6 +57,7 @@ _FILES = [
     ("aiff_inside.wav", 1.5, 22_050, 1, "AIFF", "PCM_16"),
     ("eight_bit_11k.wav", 2.5, 11_025, 1, "WAV", "PCM_U8"),
     ("float_96k.wav", 4.0, 96_000, 2, "WAV", "FLOAT"),
+    ("stereo_22k.mp3", 1.0, 22_050, 2, "MP3", "MPEG_LAYER_III"),
     ("long_16k.flac", 60.0, 16_000, 1, "FLAC", "PCM_16"),
 ]
 
@@ -120,3 +120,20 @@ def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic
     assert plain.returncode == 0
     path, emotion, probability = plain.stdout.strip().split("\t")
     assert path.endswith("short_8k.wav") and emotion in EMOTIONS and 0.125 <= float(probability) <= 1.0
+
+
+def test_a_corpus_clip_gets_the_training_window(trained_workdir, synthetic_data_dir):
+    """Predicting a recording of the test split equals classifying its stored training-pipeline window."""
+    from emojax import corpora, input_pipeline
+
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    clip = next(synthetic.generate("test"))
+    index = [i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)]
+    assert len(index) == 1, "the stored test split should hold the generated clip once"
+    c = predictor.config
+    expected = predictor._classify(input_pipeline.window(stored["mfcc"][index[0]], c.offset_frames,
+                                                         c.window_frames, c.n_mfcc)[None])[0]
+    result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
+    assert len(result.windows) == 1 and result.windows[0]["start_seconds"] == pytest.approx(0.5, abs=0.01)
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)

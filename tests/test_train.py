@@ -1,7 +1,7 @@
 """Training: a step learns, epochs are deterministic, host-fed = on-device, 2 devices = 1, resume =
 uninterrupted, and a short run on the synthetic corpus gets well above chance.
 
-The trained demo workdir (``trained_workdir``) is shared with tests/test_inference.py.
+The session fixtures (``synthetic_data_dir``, ``trained_workdir``, ...) live in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -87,82 +87,37 @@ def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
     assert any(not np.array_equal(u, v) for u, v in zip(_leaves(a), _leaves(other)))
 
 
-_DEVICES_SCRIPT = """
+_TWO_DEVICES = """
 import sys, numpy as np, jax
 sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
-from test_train import tiny_config, learnable_arrays, _trainer, _leaves
-config = tiny_config()
-trainer, state = _trainer(config)
-assert trainer.mesh.size == jax.device_count() == {devices}
-x, y = learnable_arrays()
-for epoch in range(2):
-    data = (jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated))
-    state, history = trainer.train_epoch(state, data, epoch)
-probs = trainer.predict({{"params": state.params, "batch_stats": state.batch_stats}}, x[:, :, :32])
-np.savez({out!r}, probs=probs, loss=history["loss"], *_leaves(state))
+from test_train import tiny_config, _trainer, _two_epochs
+trainer, state = _trainer(tiny_config())
+assert trainer.mesh.size == jax.device_count() == 2
+np.savez({out!r}, **_two_epochs(trainer, state))
 """
 
 
-def test_two_cpu_devices_match_one(tmp_path):
-    results = {}
-    for devices in (1, 2):
-        out = tmp_path / f"{devices}.npz"
-        script = _DEVICES_SCRIPT.format(repo=str(REPO), tests=str(REPO / "tests"), devices=devices, out=str(out))
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-               "JAX_PLATFORMS": "cpu"}
-        subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=tmp_path)
-        results[devices] = np.load(out)
-    one, two = results[1], results[2]
-    assert sorted(one.files) == sorted(two.files)
-    for name in one.files:
-        np.testing.assert_allclose(one[name], two[name], rtol=2e-4, atol=2e-5, err_msg=name)
+def _two_epochs(trainer: train.Trainer, state: train.TrainState) -> dict[str, np.ndarray]:
+    """Two on-device epochs on ``learnable_arrays``: last losses, predictions, parameters and statistics."""
+    x, y = learnable_arrays()
+    data = (jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated))
+    for epoch in range(2):
+        state, history = trainer.train_epoch(state, data, epoch)
+    probs = trainer.predict({"params": state.params, "batch_stats": state.batch_stats}, x[:, :, :32])
+    return {"loss": history["loss"], "probs": probs, **{f"leaf{i}": v for i, v in enumerate(_leaves(state))}}
 
 
-# Session resources shared with tests/test_inference.py, which imports these fixtures: pytest would set
-# an imported session fixture up once per module, so the work itself is memoised here.
-_SHARED: dict[str, object] = {}
-
-
-def _once(name: str, make):
-    if name not in _SHARED:
-        _SHARED[name] = make()
-    return _SHARED[name]
-
-
-@pytest.fixture(scope="session")
-def compilation_cache(tmp_path_factory) -> str:
-    """A persistent XLA compilation cache for this session: repeated runs of one config compile once."""
-    def make() -> str:
-        path = str(tmp_path_factory.mktemp("xla_cache"))
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        return path
-    return _once("cache", make)
-
-
-@pytest.fixture(scope="session")
-def synthetic_data_dir(tmp_path_factory) -> str:
-    """The synthetic_prosody TFDS dataset, built once per session."""
-    from emojax import corpora
-
-    def make() -> str:
-        data_dir = str(tmp_path_factory.mktemp("tfds"))
-        corpora.build("synthetic_prosody", data_dir=data_dir)
-        return data_dir
-    return _once("tfds", make)
-
-
-@pytest.fixture(scope="session")
-def trained_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Path:
-    """A demo-config run on the synthetic corpus (12 epochs)."""
-    def make() -> Path:
-        workdir = tmp_path_factory.mktemp("demo")
-        config = demo.get_config()
-        config.data_dir = synthetic_data_dir
-        config.epochs = 12
-        train.train_and_evaluate(config, workdir)
-        return workdir
-    return _once("demo", make)
+def test_two_cpu_devices_match_one(tmp_path, compiled):
+    _, trainer, state = compiled
+    one = _two_epochs(trainer, jax.tree.map(lambda a: a.copy(), state))
+    out = tmp_path / "two.npz"
+    script = _TWO_DEVICES.format(repo=str(REPO), tests=str(REPO / "tests"), out=str(out))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=tmp_path)
+    two = np.load(out)
+    assert sorted(two.files) == sorted(one)
+    for name, value in one.items():
+        np.testing.assert_allclose(value, two[name], rtol=2e-4, atol=2e-5, err_msg=name)
 
 
 def test_short_synthetic_run_is_well_above_chance(trained_workdir):
