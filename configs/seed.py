@@ -14,7 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Data and protocol.
     config.datasets = ("ravdess", "savee", "crema_d", "tess")
     config.data_dir = ml_collections.config_dict.placeholder(str)  # None: corpora.default_data_dir()
-    config.protocol = "random"  # or "speaker": the builders' speaker-disjoint splits
+    config.protocol = "random"  # "speaker": the builders' speaker-disjoint splits; "loco": leave one corpus out
+    config.test_corpus = ""  # the held-out corpus of the "loco" protocol
     config.test_fraction = 0.2
     config.validation_fraction = 0.1  # of the non-test part (random protocol)
     config.split_seed = 42

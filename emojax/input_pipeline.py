@@ -16,14 +16,15 @@ Random protocol (the reference's): a stratified random split of all examples of 
 ``test = ceil(0.2 N)`` (9,729 / 2,433 of 12,162, as scikit-learn's ``train_test_split``), then a
 stratified ``validation_fraction`` of the remaining 80 % is held out for model selection, so the test
 part is never looked at before the end. Speaker protocol: the builders' speaker-disjoint
-train/validation/test splits.
+train/validation/test splits. Leave-one-corpus-out (``loco``): train and validate on the other corpora's
+train / validation splits, test on every example of ``config.test_corpus``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import ml_collections
 import numpy as np
@@ -114,10 +115,29 @@ def load_splits(config: ml_collections.ConfigDict) -> dict[str, Corpus]:
 
     if config.protocol == "speaker":
         return {split: load(split) for split in SPLITS}
+    if config.protocol == "loco":
+        return leave_one_corpus_out(config, load)
     if config.protocol == "random":
         everything = Corpus.concatenate([load(split) for split in SPLITS])
         return random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
-    raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random' or 'speaker'")
+    raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker' or 'loco'")
+
+
+def leave_one_corpus_out(config: ml_collections.ConfigDict, load: Callable[[str], Corpus]) -> dict[str, Corpus]:
+    """Trains on the other corpora's train splits, selects on their validation splits, and tests on every
+    example of ``config.test_corpus`` (one of ``config.datasets``). ``load(split)`` reads ``config.datasets``."""
+    if config.test_corpus not in config.datasets:
+        raise ValueError(f"config.test_corpus={config.test_corpus!r} must be one of config.datasets "
+                         f"{tuple(config.datasets)} for the leave-one-corpus-out protocol")
+    if len(config.datasets) < 2:
+        raise ValueError("the leave-one-corpus-out protocol needs at least two corpora in config.datasets")
+    splits = {split: load(split) for split in SPLITS}
+    everything = Corpus.concatenate(list(splits.values()))
+    held_out = everything.corpus == config.test_corpus
+    return {"train": splits["train"].subset(np.flatnonzero(splits["train"].corpus != config.test_corpus)),
+            "validation": splits["validation"].subset(
+                np.flatnonzero(splits["validation"].corpus != config.test_corpus)),
+            "test": everything.subset(np.flatnonzero(held_out))}
 
 
 def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: float,

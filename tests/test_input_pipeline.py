@@ -47,6 +47,20 @@ def test_random_protocol_is_disjoint_and_keeps_test_aside():
     assert not files["train"] & files["validation"]
 
 
+def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
+    parts = {split: _corpus(40, seed=i).subset(np.arange(40)) for i, split in enumerate(input_pipeline.SPLITS)}
+    parts = {split: Corpus(**{**vars(c), "file": np.array([f"{split}/{f}" for f in c.file])})
+             for split, c in parts.items()}
+    config = ml_collections.ConfigDict({"datasets": ("a", "b"), "test_corpus": "b"})
+    splits = input_pipeline.leave_one_corpus_out(config, parts.__getitem__)
+    assert set(splits["train"].corpus) == {"a"} and set(splits["validation"].corpus) == {"a"}
+    assert set(splits["test"].corpus) == {"b"} and len(splits["test"]) == 60  # b's examples of all three splits
+    assert set(splits["train"].file) == {f for f, c in zip(parts["train"].file, parts["train"].corpus) if c == "a"}
+    config.test_corpus = "c"
+    with pytest.raises(ValueError, match="test_corpus"):
+        input_pipeline.leave_one_corpus_out(config, parts.__getitem__)
+
+
 def test_window_slices_and_zero_pads():
     mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
     w = input_pipeline.window(mfcc, 4, 8, 25)
