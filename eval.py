@@ -7,6 +7,9 @@ Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the da
 writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png. Prediction mode prints one line per file
 (``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; unreadable files get
 a one-line error on stderr and the exit status is 1 when any file failed.
+
+A damaged checkpoint is replaced by the newest good one, with a warning naming it on stderr; a workdir
+without a readable checkpoint exits with status 1 and a one-line error.
 """
 
 from __future__ import annotations
@@ -64,11 +67,17 @@ def evaluate(workdir: str, split: str) -> int:
 
 def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
-    if FLAGS.audio is not None:
-        return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json)
-    if len(argv) > 1:
+    from emojax import train
+
+    if FLAGS.audio is None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; audio files go after --audio")
-    return evaluate(FLAGS.workdir, FLAGS.split)
+    try:
+        if FLAGS.audio is not None:
+            return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json)
+        return evaluate(FLAGS.workdir, FLAGS.split)
+    except (FileNotFoundError, train.TrainingError) as e:  # no checkpoint, or none readable
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

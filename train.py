@@ -2,13 +2,19 @@
 
 Without ``--config`` it uses ``configs/default.py`` on the four corpora when all are prepared, and
 otherwise says so and trains the embedded synthetic demo (``configs/demo.py``). Running again on the
-same workdir resumes from its latest checkpoint (keep the config the same: ``epochs`` also shapes the
-learning-rate schedule). ``--config.FIELD=VALUE`` overrides need ``--config``.
+same workdir resumes from its latest good checkpoint (keep the config the same: ``epochs`` also shapes the
+learning-rate schedule; a workdir trained with an incompatible config is refused). ``--config.FIELD=VALUE``
+overrides need ``--config``.
+
+SIGTERM or Ctrl-C finishes the running epoch, checkpoints it and exits with status 128 + the signal
+number (a second one stops at once); a non-finite loss or an unusable workdir exits with status 1 and a
+message saying what to do, e.g. resume with a lower ``--config.learning_rate``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -30,7 +36,7 @@ def _load(name: str) -> ml_collections.ConfigDict:
     return module.get_config()
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
     from emojax import corpora, train
@@ -46,7 +52,15 @@ def main(argv: list[str]) -> None:
             config = _load("demo")
         else:
             config = _load("default")
-    train.train_and_evaluate(config, FLAGS.workdir)
+    try:
+        train.train_and_evaluate(config, FLAGS.workdir)
+    except train.Interrupted as e:  # preempted: the epoch boundary is checkpointed
+        print(e, file=sys.stderr, flush=True)
+        return 128 + e.signum
+    except train.TrainingError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,14 @@ to the same step function one by one (same numbers up to float rounding).
 Determinism: the permutation of epoch e comes from ``fold_in(state.rng, e)`` and the crop / mask /
 dropout keys of step s from ``fold_in(that, s)``; the state is checkpointed at the end of every epoch,
 so a resumed run continues with the same data order and keys as an uninterrupted one.
+
+Resilience: a run killed at any point (even during a checkpoint write: orbax commits a checkpoint by an
+atomic rename) and started again on its workdir ends with the same parameters and ``metrics.jsonl`` as an
+uninterrupted one. SIGTERM/SIGINT let the current epoch finish (one jitted call on the scanned path),
+save its checkpoint and raise ``Interrupted``; a resume starts at that epoch boundary. A damaged
+checkpoint is skipped with a warning for the previous good one (the two latest and the best are kept). A
+non-finite loss or parameter stops training (``TrainingError``) before it is checkpointed. A workdir
+whose checkpoints come from an incompatible config (``RESUME_FIXED``) is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +27,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import signal
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +51,23 @@ from emojax.labels import EMOTIONS
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_METRIC = "val_unweighted_accuracy"
+# Config fields a resumed run must share with its checkpoints: the data, its splits and classes, the
+# features, the model, the optimizer state's structure, and the step -> epoch mapping (batch size).
+RESUME_FIXED = ("datasets", "protocol", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
+                "offset_frames", "window_frames", "normalization", "model", "widths", "residual", "pooling",
+                "hidden", "optimizer", "batch_size", "seed")
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or go on; the message says what was wrong and what to do."""
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGTERM/SIGINT after checkpointing an epoch boundary; ``signum`` is the signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 class TrainState(train_state.TrainState):
@@ -49,6 +79,10 @@ class TrainState(train_state.TrainState):
 
 def _log(message: str) -> None:
     print(message, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def make_mesh() -> Mesh:
@@ -219,41 +253,75 @@ class Trainer:
         return jax.device_put(state, self.replicated)
 
 
-def checkpoint_manager(workdir: str | Path) -> ocp.CheckpointManager:
-    """Orbax manager of ``workdir/checkpoints``: keeps the latest and the best (by ``BEST_METRIC``) epochs."""
+def checkpoint_manager(workdir: str | Path, cleanup: bool = False) -> ocp.CheckpointManager:
+    """Orbax manager of ``workdir/checkpoints``: keeps the two latest epochs (so a damaged latest one has a
+    good predecessor) and the best (by ``BEST_METRIC``). ``cleanup``: delete unfinished writes of a killed run
+    (only for the writer: a reader would delete a running training's write)."""
     policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-        ocp.checkpoint_managers.LatestN(n=1),
+        ocp.checkpoint_managers.LatestN(n=2),
         ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1),
     ])
     options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=lambda m: m[BEST_METRIC],
-                                           best_mode="max", create=True)
+                                           best_mode="max", create=True,
+                                           cleanup_tmp_directories=cleanup)
     return ocp.CheckpointManager(Path(workdir).resolve() / CHECKPOINT_DIR, options=options,
                                  item_names=("state", "normalization", "config"))
 
 
+def _first_good(manager: ocp.CheckpointManager, steps: list[int], load: Any) -> tuple[int, Any]:
+    """(step, ``load(step)``) of the first of ``steps`` that loads; a damaged one is skipped with a warning.
+
+    ``TrainingError`` from ``load`` passes through; raises ``TrainingError`` when no step loads.
+    """
+    damaged = []
+    for step in steps:
+        try:
+            result = load(step)
+        except TrainingError:
+            raise
+        except Exception as e:  # orbax and tensorstore raise many types for a truncated or missing file
+            reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            _warn(f"checkpoint {manager.directory / str(step)} is damaged or incomplete ({reason})")
+            damaged.append(step)
+            continue
+        if damaged:
+            _warn(f"using the good checkpoint {manager.directory / str(step)} (step {step}) instead of the "
+                  f"damaged step(s) {', '.join(map(str, damaged))}")
+        return step, result
+    raise TrainingError(f"no checkpoint in {manager.directory} can be read (damaged: steps "
+                        f"{', '.join(map(str, damaged))}); move that directory aside to train from scratch")
+
+
 def restore(workdir: str | Path, which: str = "best"
             ) -> tuple[ml_collections.ConfigDict, TrainState, input_pipeline.Normalization, int]:
-    """The config, state and normalisation of a training run's ``"best"`` or ``"latest"`` checkpoint.
+    """The config, state and normalisation of a training run's ``"best"`` or ``"latest"`` checkpoint; when
+    that one is damaged, of the newest good one (with a warning naming it).
 
     Returns (config, state, normalization, step); raises ``FileNotFoundError`` naming the workdir when
-    it holds no checkpoint.
+    it holds no checkpoint, ``TrainingError`` when none can be read.
     """
     manager = checkpoint_manager(workdir)
-    step = manager.best_step() if which == "best" else manager.latest_step()
-    if step is None:
+    preferred = manager.best_step() if which == "best" else manager.latest_step()
+    if preferred is None:
         raise FileNotFoundError(f"no checkpoint in {Path(workdir) / CHECKPOINT_DIR}; train first: "
                                 f"python train.py --workdir {workdir}")
-    meta = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
-                                                         normalization=ocp.args.StandardRestore()))
-    config = ml_collections.ConfigDict(meta["config"])
-    steps_per_epoch = max(int(meta["config"]["steps_per_epoch"]), 1)
-    # An abstract target: shapes, dtypes and placement only, so nothing is initialised or compiled.
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), jax.eval_shape(
-        lambda: create_train_state(config, models.create_model(config), steps_per_epoch)))
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+
+    def load(step: int) -> tuple[ml_collections.ConfigDict, TrainState, dict]:
+        meta = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
+                                                             normalization=ocp.args.StandardRestore()))
+        config = ml_collections.ConfigDict(meta["config"])
+        steps_per_epoch = max(int(meta["config"]["steps_per_epoch"]), 1)
+        # An abstract target: shapes, dtypes and placement only, so nothing is initialised or compiled.
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), jax.eval_shape(
+            lambda: create_train_state(config, models.create_model(config), steps_per_epoch)))
+        state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+        return config, state, meta["normalization"]
+
+    others = sorted((s for s in manager.all_steps() if s != preferred), reverse=True)
+    step, (config, state, normalization) = _first_good(manager, [preferred, *others], load)
     manager.close()
-    return config, state, input_pipeline.Normalization.from_dict(meta["normalization"]), step
+    return config, state, input_pipeline.Normalization.from_dict(normalization), step
 
 
 def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays) -> dict[str, Any]:
@@ -293,14 +361,129 @@ def ensure_prepared(config: ml_collections.ConfigDict) -> None:
                 f"with --config.datasets")
 
 
+def _check_writable(workdir: Path) -> None:
+    """Creates ``workdir`` and writes a scratch file in it; ``TrainingError`` saying so when it cannot."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as e:
+        raise TrainingError(f"cannot write to the workdir {workdir}: {e.strerror or e}; choose another --workdir "
+                            "or make it writable") from e
+
+
+def _check_compatible(saved: dict[str, Any], requested: dict[str, Any], workdir: Path, step: int) -> None:
+    """``TrainingError`` listing the ``RESUME_FIXED`` fields (and steps per epoch) that differ."""
+    def norm(value: Any) -> Any:  # JSON turns tuples into lists
+        return list(value) if isinstance(value, (tuple, list)) else value
+
+    fields = [*RESUME_FIXED, "steps_per_epoch"]
+    diffs = [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} now" for name in fields
+             if norm(saved.get(name)) != norm(requested.get(name))]
+    if diffs:
+        raise TrainingError(f"the checkpoints in {workdir / CHECKPOINT_DIR} (step {step}) were trained with another "
+                            f"config ({'; '.join(diffs)}); refusing to overwrite them: use another --workdir, or "
+                            "the workdir's config to resume (only epochs, learning rate, schedule, regularisation "
+                            "and augmentation may change)")
+
+
+def _resume(manager: ocp.CheckpointManager, workdir: Path, state: TrainState, saved_config: dict[str, Any]
+            ) -> TrainState | None:
+    """The state of the newest good checkpoint (None when there is none), after checking its config against
+    ``saved_config``; damaged checkpoints after it are deleted with a warning, so that they are redone."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+        return None
+
+    def load(step: int) -> TrainState:
+        old = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        _check_compatible(old, saved_config, workdir, step)
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(state)))["state"]
+
+    step, state = _first_good(manager, steps, load)
+    for bad in steps:
+        if bad > step:
+            _warn(f"deleting the damaged checkpoint {manager.directory / str(bad)}; its epoch will be trained again")
+            manager.delete(bad)
+    return state
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    """Keeps one record per epoch of the first ``epochs`` in ``metrics.jsonl`` (a killed run may have logged
+    epochs it did not checkpoint, or a partial line); rewritten atomically."""
+    if not path.exists():
+        return
+    records: dict[int, str] = {}
+    for line in path.read_text().splitlines():
+        try:
+            epoch = json.loads(line)["epoch"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+        if epoch <= epochs:
+            records[epoch] = line
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(records[e] + "\n" for e in sorted(records)))
+    os.replace(tmp, path)
+
+
+class _StopRequest:
+    """While active, the first SIGTERM/SIGINT only records ``signum`` (the loop stops at the next epoch
+    boundary); the previous handlers are then back, so a second signal acts as usual."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._restore()
+
+
+def _all_finite(tree: Any) -> bool:
+    """Whether every floating-point array of ``tree`` is free of NaN and inf."""
+    return all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
+
+
+def _non_finite_error(config: ml_collections.ConfigDict, workdir: Path, manager: ocp.CheckpointManager, epoch: int,
+                      losses: np.ndarray, steps_per_epoch: int) -> TrainingError:
+    """The error for an epoch whose loss (or, after its last step's gradient, parameters) is not finite."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    where = (f"loss at step {epoch * steps_per_epoch + int(bad[0]) + 1}" if bad.size else
+             f"parameters after step {(epoch + 1) * steps_per_epoch} (gradient)")
+    last = manager.latest_step()
+    kept = (f"the last good checkpoint (step {last}) in {workdir / CHECKPOINT_DIR} is kept" if last is not None
+            else "no checkpoint was written yet")
+    return TrainingError(
+        f"non-finite {where}, in epoch {epoch + 1}: training stopped; {kept}. Likely causes: a learning rate too "
+        f"high for this model (config.learning_rate={config.learning_rate:g}) or bad input (NaN/inf features). "
+        f"Resume with a lower one: python train.py --workdir {workdir} --config CONFIG "
+        f"--config.learning_rate={config.learning_rate / 10:g}")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint), then evaluates the best
+    """Trains ``config`` in ``workdir`` (resuming from its latest good checkpoint), then evaluates the best
     checkpoint on the test split; returns the test metrics (also written to ``workdir/test_metrics.json``).
+
+    Raises ``TrainingError`` (unwritable or incompatible workdir, unreadable checkpoints, non-finite loss)
+    and ``Interrupted`` (SIGTERM/SIGINT, after checkpointing the epoch that was running).
     """
     from tensorboardX import SummaryWriter
 
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    _check_writable(workdir)
     ensure_prepared(config)
     splits = input_pipeline.load_splits(config)
     arrays, normalization = input_pipeline.prepare(config, splits)
@@ -322,13 +505,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     saved_config = config.to_dict()
     saved_config["steps_per_epoch"] = steps_per_epoch
-    manager = checkpoint_manager(workdir)
-    if manager.latest_step() is not None:
-        state = manager.restore(manager.latest_step(),
-                                args=ocp.args.Composite(state=ocp.args.StandardRestore(state)))["state"]
+    manager = checkpoint_manager(workdir, cleanup=True)
+    resumed = _resume(manager, workdir, state, saved_config)
+    if resumed is not None:
+        state = resumed
         _log(f"resuming from step {int(state.step)} in {workdir / CHECKPOINT_DIR}")
     state = trainer.place(state)
     start_epoch = int(state.step) // steps_per_epoch
+    _truncate_metrics(workdir / "metrics.jsonl", start_epoch)
 
     if config.data_on_device:
         data = (jax.device_put(train.x, trainer.replicated), jax.device_put(train.y, trainer.replicated))
@@ -338,40 +522,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if start_epoch < config.epochs:
         _log(f"compiled the {'epoch' if config.data_on_device else 'step'} in {trainer.compile(state, data):.1f} s")
     started = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        state, history = trainer.train_epoch(state, data, epoch)
-        jax.block_until_ready(state)
-        seconds = time.perf_counter() - t0
-        val = _evaluate(trainer, state, arrays["validation"])
-        record = {"epoch": epoch + 1, "step": int(state.step), "train_loss": float(history["loss"].mean()),
-                  "train_accuracy": float(history["accuracy"].mean()), "val_accuracy": val["accuracy"],
-                  "val_unweighted_accuracy": val["unweighted_accuracy"], "val_macro_f1": val["macro_f1"],
-                  "learning_rate": float(learning_rate_schedule(config, steps_per_epoch)(int(state.step))),
-                  "epoch_seconds": seconds, "train_examples_per_second": steps_per_epoch * config.batch_size / seconds}
-        with open(workdir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        for name, value in record.items():
-            if name not in ("epoch", "step"):
-                writer.add_scalar(name, value, record["step"])
-        writer.flush()
-        manager.save(int(state.step), metrics={BEST_METRIC: val["unweighted_accuracy"]},
-                     args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                             normalization=ocp.args.StandardSave(normalization.to_dict()),
-                                             config=ocp.args.JsonSave(saved_config)))
-        elapsed = time.perf_counter() - started
-        eta = elapsed / (epoch + 1 - start_epoch) * (config.epochs - epoch - 1)
-        _log(f"epoch {epoch + 1}/{config.epochs} step {record['step']} loss {record['train_loss']:.4f} "
-             f"acc {record['train_accuracy']:.3f} val_acc {val['accuracy']:.3f} val_ua {val['unweighted_accuracy']:.3f}"
-             f" | {steps_per_epoch / seconds:.1f} steps/s, {seconds:.1f} s, ETA {eta:.0f} s")
-    manager.wait_until_finished()
-    writer.close()
-
-    best = manager.best_step()
-    manager.close()
+    try:
+        with _StopRequest() as stop:
+            for epoch in range(start_epoch, config.epochs):
+                t0 = time.perf_counter()
+                state, history = trainer.train_epoch(state, data, epoch)
+                jax.block_until_ready(state)
+                seconds = time.perf_counter() - t0
+                if not (np.isfinite(history["loss"]).all() and _all_finite((state.params, state.batch_stats))):
+                    raise _non_finite_error(config, workdir, manager, epoch, history["loss"], steps_per_epoch)
+                val = _evaluate(trainer, state, arrays["validation"])
+                record = {"epoch": epoch + 1, "step": int(state.step), "train_loss": float(history["loss"].mean()),
+                          "train_accuracy": float(history["accuracy"].mean()), "val_accuracy": val["accuracy"],
+                          "val_unweighted_accuracy": val["unweighted_accuracy"], "val_macro_f1": val["macro_f1"],
+                          "learning_rate": float(learning_rate_schedule(config, steps_per_epoch)(int(state.step))),
+                          "epoch_seconds": seconds,
+                          "train_examples_per_second": steps_per_epoch * config.batch_size / seconds}
+                with open(workdir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                for name, value in record.items():
+                    if name not in ("epoch", "step"):
+                        writer.add_scalar(name, value, record["step"])
+                writer.flush()
+                manager.save(int(state.step), metrics={BEST_METRIC: val["unweighted_accuracy"]},
+                             args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                     normalization=ocp.args.StandardSave(normalization.to_dict()),
+                                                     config=ocp.args.JsonSave(saved_config)))
+                elapsed = time.perf_counter() - started
+                eta = elapsed / (epoch + 1 - start_epoch) * (config.epochs - epoch - 1)
+                _log(f"epoch {epoch + 1}/{config.epochs} step {record['step']} loss {record['train_loss']:.4f} "
+                     f"acc {record['train_accuracy']:.3f} val_acc {val['accuracy']:.3f} "
+                     f"val_ua {val['unweighted_accuracy']:.3f} | {steps_per_epoch / seconds:.1f} steps/s, "
+                     f"{seconds:.1f} s, ETA {eta:.0f} s")
+                if stop.signum is not None and epoch + 1 < config.epochs:
+                    manager.wait_until_finished()
+                    raise Interrupted(
+                        f"stopped by {signal.Signals(stop.signum).name} after epoch {epoch + 1}/{config.epochs}; "
+                        f"checkpoint step {record['step']} saved in {workdir / CHECKPOINT_DIR}. Resume with the same "
+                        f"command (python train.py --workdir {workdir} ...)", stop.signum)
+        manager.wait_until_finished()
+        best = manager.best_step()
+    finally:
+        manager.close()  # waits for a save in flight, so the last good checkpoint is complete
+        writer.close()
     if best is None:
         raise RuntimeError(f"no checkpoint was written in {workdir / CHECKPOINT_DIR} (config.epochs={config.epochs})")
-    _, best_state, _, _ = restore(workdir, "best")
+    _, best_state, _, best = restore(workdir, "best")
     test = _evaluate(trainer, trainer.place(best_state), arrays["test"])
     test["checkpoint_step"] = best
     (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))
