@@ -53,7 +53,7 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_METRIC = "val_unweighted_accuracy"
 # Config fields a resumed run must share with its checkpoints: the data, its splits and classes, the
 # features, the model, the optimizer state's structure, and the step -> epoch mapping (batch size).
-RESUME_FIXED = ("datasets", "protocol", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
+RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
                 "offset_frames", "window_frames", "normalization", "model", "widths", "residual", "pooling",
                 "hidden", "optimizer", "batch_size", "seed")
 
