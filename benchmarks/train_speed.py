@@ -1,0 +1,249 @@
+"""Training throughput of the seed configuration: emojax (scanned on-device epoch, host-fed steps) against
+the same CNN in Keras/TensorFlow, on random data of the real shapes (9,729 windows of 25 MFCC x 216 frames,
+labels in [0, 8)), so no dataset is needed.
+
+    python benchmarks/train_speed.py [--rounds 3] [--epochs 1] [--steps 50] [--batch_size 16]
+
+Each measurement runs in its own subprocess (TensorFlow and XLA:CPU both size thread pools to the machine
+and fight when they share a process); the paths are interleaved over ``--rounds`` (order reversed every
+other round) and the table shows medians over rounds and timed epochs. Per path and round: a warm-up epoch
+(after emojax's ahead-of-time compile; Keras traces in it), then ``--epochs`` timed epochs, each of
+``--steps`` batches of random data; seconds per epoch are extrapolated from examples/s to 9,729 clips
+(``--steps 0``: whole epochs of 608 batches, the remainder dropped as emojax does, no extrapolation). FLOP/s
+use the SeedCNN's training FLOPs per example from XLA's cost analysis of the compiled emojax train step (the
+Keras model is the same network, so the same count); the peak is a float32 2048 x 2048 ``jnp.dot`` timed
+under ``jit`` in its own subprocess (fastest of 10 calls). Target (issue 6): an epoch in <= 8 s and >= 1.5x
+the Keras peer on the 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_EXAMPLES = 9_729  # training clips of the seed protocol's random 80/20 split
+SHAPE = (25, 216)  # MFCC coefficients x frames
+NUM_CLASSES = 8
+KERAS_PARAMS = 56_040  # the reference model's parameter count (384 of them BatchNorm statistics)
+PATHS = ("emojax on-device", "emojax host-fed", "keras")
+TARGET_SECONDS = 8.0
+TARGET_VS_KERAS = 1.5
+
+
+def random_data(num_examples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """x (num_examples, 25, 216) float32 ~ N(0, 1) (normalised MFCCs), y (num_examples,) int32 in [0, 8)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((num_examples, *SHAPE), dtype=np.float32)
+    return x, rng.integers(0, NUM_CLASSES, num_examples).astype(np.int32)
+
+
+def seed_config(batch_size: int) -> Any:
+    """``configs/seed.py``'s config with ``batch_size``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("configs.seed", REPO / "configs" / "seed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.batch_size = batch_size
+    return config
+
+
+def _flops(compiled: Any) -> float:
+    """FLOPs of a compiled JAX executable from XLA's cost analysis (a dict, or a list of one in older JAX)."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list):
+        cost = cost[0]
+    return float(cost["flops"])
+
+
+def worker_jax(path: str, steps: int, epochs: int, batch_size: int) -> dict[str, Any]:
+    """Times the emojax Trainer on ``path`` ("emojax on-device" or "emojax host-fed").
+
+    Returns {"epoch_seconds": [...], "warmup_seconds", "examples_per_epoch", "devices"} and,
+    host-fed, "train_flops_per_example" (XLA's cost analysis of the compiled train step).
+    """
+    import jax
+
+    from emojax import models, train
+
+    config = seed_config(batch_size)
+    config.data_on_device = path == "emojax on-device"
+    x, y = random_data(steps * batch_size)
+    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
+    state = trainer.place(train.create_train_state(config, trainer.model, steps))
+    data = ((jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated))
+            if config.data_on_device else (x, y))
+    trainer.compile(state, data)
+    times = []
+    for epoch in range(epochs + 1):  # epoch 0: warm-up
+        started = time.perf_counter()
+        state, history = trainer.train_epoch(state, data, epoch)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - started)
+        if not np.isfinite(history["loss"]).all():
+            raise RuntimeError(f"{path}: non-finite loss in epoch {epoch}")
+    result = {"epoch_seconds": times[1:], "warmup_seconds": times[0], "examples_per_epoch": steps * batch_size,
+              "devices": [str(d) for d in jax.devices()]}
+    if not config.data_on_device:  # the compiled step (one batch); the scanned epoch is a loop of it
+        result["train_flops_per_example"] = _flops(trainer.step) / batch_size
+    return result
+
+
+def keras_model(dropout_rate: float = 0.2) -> Any:
+    """The reference CNN in Keras: 4 x [Conv2D 32 3x3 same + ReLU -> BatchNorm -> MaxPool 2x2 -> Dropout],
+    Flatten -> Dense 64 ReLU -> Dropout -> BatchNorm -> Dropout -> Dense 8 softmax; input (25, 216, 1)."""
+    import keras
+
+    layers = [keras.Input((*SHAPE, 1))]
+    for _ in range(4):
+        layers += [keras.layers.Conv2D(32, 3, padding="same", activation="relu"), keras.layers.BatchNormalization(),
+                   keras.layers.MaxPooling2D(2), keras.layers.Dropout(dropout_rate)]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dropout(dropout_rate),
+               keras.layers.BatchNormalization(), keras.layers.Dropout(dropout_rate),
+               keras.layers.Dense(NUM_CLASSES, activation="softmax")]
+    return keras.Sequential(layers)
+
+
+def worker_keras(steps: int, epochs: int, batch_size: int) -> dict[str, Any]:
+    """Times ``model.fit`` of the Keras peer (Adam 1e-3): one fit call of 1 + ``epochs`` epochs, the first a
+    warm-up; epoch times come from a callback. Returns {"epoch_seconds": [...], ...}."""
+    import keras
+    import tensorflow as tf
+
+    model = keras_model()
+    if model.count_params() != KERAS_PARAMS:
+        raise RuntimeError(f"Keras peer has {model.count_params()} parameters, expected {KERAS_PARAMS}")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    x, y = random_data(steps * batch_size)
+
+    class EpochTimes(keras.callbacks.Callback):
+        """Wall-clock seconds of each epoch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.times.append(time.perf_counter() - self.started)
+
+    timer = EpochTimes()
+    model.fit(x[..., None], y, batch_size=batch_size, epochs=epochs + 1, verbose=0, callbacks=[timer])
+    return {"epoch_seconds": timer.times[1:], "warmup_seconds": timer.times[0],
+            "examples_per_epoch": steps * batch_size,
+            "devices": [d.name for d in tf.config.list_logical_devices()]}
+
+
+def worker_peak(size: int = 2048, repeats: int = 10) -> dict[str, Any]:
+    """Float32 matmul peak: FLOP/s of a jitted (size x size) @ (size x size), the fastest of ``repeats`` calls
+    (on a shared machine the median measures the neighbours)."""
+    import jax
+    import jax.numpy as jnp
+
+    a, b = (jax.random.normal(key, (size, size), jnp.float32) for key in jax.random.split(jax.random.PRNGKey(0)))
+    dot = jax.jit(jnp.dot).lower(a, b).compile()
+    dot(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        dot(a, b).block_until_ready()
+        times.append(time.perf_counter() - started)
+    return {"flops_per_second": 2 * size**3 / min(times), "size": size}
+
+
+def run_worker(name: str, args: argparse.Namespace, steps: int) -> dict[str, Any]:
+    """Runs one measurement in a fresh interpreter; returns its JSON result plus the 1-minute load averages
+    before and after."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--steps", str(steps),
+               "--epochs", str(args.epochs), "--batch_size", str(args.batch_size)]
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(load_before=load_before, load_after=os.getloadavg()[0], wall_seconds=time.perf_counter() - started)
+    return result
+
+
+def median_rate(runs: list[dict[str, Any]]) -> float:
+    """Median examples/s over all timed epochs of ``runs`` (one result per round)."""
+    return statistics.median(run["examples_per_epoch"] / seconds for run in runs for seconds in run["epoch_seconds"])
+
+
+def table(results: dict[str, list[dict[str, Any]]], peak: float, flops_per_example: float) -> str:
+    """Markdown table of medians: path, examples/s, s/epoch (9,729 clips), GFLOP/s, % of ``peak``, ratio vs Keras."""
+    rates = {path: median_rate(runs) for path, runs in results.items()}
+    lines = ["| path | examples/s | s/epoch | GFLOP/s | % of peak | vs keras |", "|---|---|---|---|---|---|"]
+    for path, rate in rates.items():
+        flops = rate * flops_per_example
+        lines.append(f"| {path} | {rate:.0f} | {NUM_EXAMPLES / rate:.1f} | {flops / 1e9:.2f} | {100 * flops / peak:.1f}"
+                     f" | {rate / rates['keras']:.2f}x |")
+    lines.append(f"| matmul peak (float32 jnp.dot) | | | {peak / 1e9:.1f} | 100 | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all paths (medians)")
+    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per path and round, after a warm-up")
+    parser.add_argument("--steps", type=int, default=50,
+                        help=f"batches per epoch, extrapolated to {NUM_EXAMPLES} clips; 0: whole epochs")
+    parser.add_argument("--batch_size", type=int, default=16, help="as configs/seed.py")
+    parser.add_argument("--worker", choices=(*PATHS, "peak"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    steps = args.steps or NUM_EXAMPLES // args.batch_size
+    if args.worker:
+        if args.worker == "peak":
+            result = worker_peak()
+        elif args.worker == "keras":
+            result = worker_keras(steps, args.epochs, args.batch_size)
+        else:
+            result = worker_jax(args.worker, steps, args.epochs, args.batch_size)
+        print(json.dumps(result))
+        return
+
+    results: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
+    peaks: list[float] = []
+    for round_ in range(1, args.rounds + 1):
+        peak = run_worker("peak", args, steps)
+        peaks.append(peak["flops_per_second"])
+        print(f"[round {round_}] matmul peak {peak['flops_per_second'] / 1e9:.1f} GFLOP/s"
+              f" (load {peak['load_before']:.2f})", file=sys.stderr, flush=True)
+        for path in PATHS if round_ % 2 else PATHS[::-1]:
+            run = run_worker(path, args, steps)
+            results[path].append(run)
+            print(f"[round {round_}] {path}: {', '.join(f'{s:.2f}' for s in run['epoch_seconds'])} s per"
+                  f" {run['examples_per_epoch']} examples (warm-up {run['warmup_seconds']:.2f} s; load"
+                  f" {run['load_before']:.2f} -> {run['load_after']:.2f}; wall {run['wall_seconds']:.0f} s)",
+                  file=sys.stderr, flush=True)
+    flops_per_example = results["emojax host-fed"][0]["train_flops_per_example"]
+    loads = [run[key] for runs in results.values() for run in runs for key in ("load_before", "load_after")]
+    whole = steps == NUM_EXAMPLES // args.batch_size
+    print(f"jax.devices(): {results['emojax on-device'][0]['devices']};"
+          f" tensorflow: {results['keras'][0]['devices']}")
+    print(f"{args.rounds} round(s) x {args.epochs} timed epoch(s) of {steps} steps x batch {args.batch_size}"
+          f" ({'whole epochs' if whole else f'extrapolated to {NUM_EXAMPLES} clips'}); training FLOPs per example"
+          f" (XLA cost analysis of the emojax step): {flops_per_example / 1e6:.1f} M;"
+          f" 1-minute load average {min(loads):.2f}-{max(loads):.2f}")
+    print(table(results, statistics.median(peaks), flops_per_example))
+    rate, keras_rate = median_rate(results["emojax on-device"]), median_rate(results["keras"])
+    met = NUM_EXAMPLES / rate <= TARGET_SECONDS and rate / keras_rate >= TARGET_VS_KERAS
+    print(f"target (on-device epoch <= {TARGET_SECONDS:.0f} s and >= {TARGET_VS_KERAS}x keras):"
+          f" {'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
