@@ -60,6 +60,21 @@ class Conv3x3(nn.Module):
         return y
 
 
+def max_pool(x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
+    """Non-overlapping max pooling ('VALID': trailing rows/columns that do not fill a window are dropped).
+
+    x: (B, H, W, C) -> (B, H // wh, W // ww, C). Same values as ``nn.max_pool(x, window, strides=window)``
+    and the same gradient where a window's maximum is unique (at ties it is shared equally among the tied
+    inputs, where select-and-scatter gives it all to the first). Written as a reshape and a max so that XLA:CPU
+    differentiates it with a cheap mask instead of its slow select-and-scatter (a scanned SeedCNN epoch ran
+    1.43x faster on the 2-core dev machine).
+    """
+    batch, height, width, channels = x.shape
+    wh, ww = window
+    x = x[:, : height // wh * wh, : width // ww * ww]
+    return x.reshape(batch, height // wh, wh, width // ww, ww, channels).max(axis=(2, 4))
+
+
 def _nhwc(x: jnp.ndarray, dtype: Any) -> jnp.ndarray:
     """(B, H, W) or (B, H, W, 1) -> (B, H, W, 1) in ``dtype``."""
     if x.ndim == 3:
@@ -89,7 +104,7 @@ class SeedCNN(nn.Module):
             x = nn.relu(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
                              dtype=self.dtype)(x)
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = max_pool(x, (2, 2))
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(64, kernel_init=_KERNEL_INIT, dtype=self.dtype)(x))
@@ -129,7 +144,7 @@ class ConvBlock(nn.Module):
                 nn.Dense(self.features, use_bias=False, dtype=self.dtype)(x))
             y = nn.relu(y + skip)
         window = (2 if y.shape[1] >= 2 else 1, 2)
-        y = nn.max_pool(y, window, strides=window)
+        y = max_pool(y, window)
         return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
 
 

@@ -43,6 +43,17 @@ def test_conv3x3_equals_flax_conv():
     np.testing.assert_allclose(models.Conv3x3(6).apply(params, x), reference, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape,window", [((2, 25, 216, 3), (2, 2)), ((1, 1, 27, 2), (1, 2))])
+def test_max_pool_equals_flax_max_pool(shape, window):
+    x = jax.random.normal(jax.random.PRNGKey(1), shape)  # no ties: the gradients must agree too
+    ours, theirs = models.max_pool(x, window), nn.max_pool(x, window, strides=window)
+    np.testing.assert_array_equal(ours, theirs)
+    weights = jax.random.normal(jax.random.PRNGKey(2), ours.shape)
+    grad = lambda pool: jax.grad(lambda v: (pool(v) * weights).sum())(x)
+    np.testing.assert_array_equal(grad(lambda v: models.max_pool(v, window)),
+                                  grad(lambda v: nn.max_pool(v, window, strides=window)))
+
+
 def test_cnn_takes_any_number_of_frames():
     model = models.CNN(widths=(8, 16), hidden=16)
     variables = _variables(model, jnp.zeros((1, 25, 216)))
