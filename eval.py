@@ -5,8 +5,9 @@
 
 Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the data it was trained on, and
 writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png. Prediction mode prints one line per file
-(``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; unreadable files get
-a one-line error on stderr and the exit status is 1 when any file failed.
+(``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; each file that cannot be
+read (missing, empty, truncated, not audio) gets one line ``error: FILE: reason`` on stderr, the other files are
+still predicted, and the exit status is 1 when any file failed. A file with at least one sample is predicted.
 
 A damaged checkpoint is replaced by the newest good one, with a warning naming it on stderr; a workdir
 without a readable checkpoint exits with status 1 and a one-line error.
@@ -30,16 +31,16 @@ flags.DEFINE_bool("json", False, "Prediction mode: print one JSON object per fil
 
 def predict(workdir: str, files: list[str], as_json: bool) -> int:
     """Prints a prediction per file; returns the exit status (1 if any file failed)."""
-    from emojax import features, inference
+    from emojax import inference
 
     predictor = inference.Predictor.from_workdir(workdir, FLAGS.checkpoint)
     failed = 0
     for path in files:
         try:
             result = predictor.predict_file(path)
-        except (FileNotFoundError, features.AudioFileError, ValueError) as e:
-            message = str(e) if path in str(e) else f"{path}: {e}"
-            print(f"error: {message}", file=sys.stderr, flush=True)
+        except (FileNotFoundError, ValueError) as e:  # features.AudioFileError is a ValueError naming the file
+            reason = (e.strerror if isinstance(e, FileNotFoundError) else None) or str(e)
+            print(f"error: {path}: {reason.removeprefix(f'{Path(path)}: ')}", file=sys.stderr, flush=True)
             failed += 1
             continue
         if as_json:

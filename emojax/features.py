@@ -37,7 +37,7 @@ import functools
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import jax
@@ -65,6 +65,11 @@ _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=_THREADS, thread_name_
 # libsndfile logs "data : 32000 (should be 15978)" when a WAV/AIFF sound-data chunk runs past the end of the file
 # (it then silently reads what is there); 0 and 0xFFFFFFFF are streaming placeholders, not sizes.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_READ_SAMPLES = 1 << 20  # samples (frames x channels) load_audio decodes at a time: a 4 MB float32 block
+_RESAMPLE_STEP = 1 << 18  # input samples load_audio resamples at a time (plus the filter's reach on each side)
+# Sample rates (Hz) load_audio accepts; a header outside is damaged or not audio. The top bounds the resampling filter
+# (20 max(up, down) taps, built once per file): a prime rate near 384 kHz needs 350 MB once, near 768 kHz 700 MB.
+_FILE_RATES = (1_000, 384_000)
 
 
 class AudioFileError(ValueError):
@@ -77,22 +82,26 @@ class AudioFileError(ValueError):
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Reads an audio file as float32 mono samples in [-1, 1].
+    """Reads an audio file as float32 mono samples in [-1, 1], streaming: memory is O(output) however long it is.
 
     Any container libsndfile reads works, whatever the file's extension says (e.g. AIFF data named ``.wav``);
     integer PCM is scaled to [-1, 1), channels are averaged, and with ``sample_rate`` the signal is resampled
-    with ``scipy.signal.resample_poly`` (then clipped to [-1, 1]).
+    as ``scipy.signal.resample_poly`` does on the whole signal (then clipped to [-1, 1]). The file is decoded
+    ``_READ_SAMPLES`` samples at a time and each block is mixed down and resampled before the next is read
+    (``_resample_blocks``), so only the output and a few MB of blocks are held: 38 MB for 10 minutes at 16 kHz,
+    whatever the file's rate and channel count.
 
     Args:
       path: the audio file.
       sample_rate: target rate in Hz; ``None`` keeps the file's rate.
 
     Returns:
-      ``(y, sr)``: ``y`` float32 of shape ``(samples,)``, ``sr`` its rate in Hz.
+      ``(y, sr)``: ``y`` float32 of shape ``(samples,)`` with at least one sample, ``sr`` its rate in Hz.
 
     Raises:
       FileNotFoundError: ``path`` does not exist (``.filename`` is the path).
-      AudioFileError: a ``ValueError`` naming the file when it is empty, truncated or not audio.
+      AudioFileError: a ``ValueError`` naming the file when it is empty, truncated, not audio, has a sample rate
+        outside ``_FILE_RATES`` or holds NaN or infinite samples.
     """
     path = Path(path)
     if not path.is_file():
@@ -101,24 +110,87 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
     try:
         with soundfile.SoundFile(path) as f:
-            sr = f.samplerate
-            expected = f.frames
-            data = f.read(dtype="float32", always_2d=True)
+            sr, channels, expected = f.samplerate, f.channels, f.frames
+            if not _FILE_RATES[0] <= sr <= _FILE_RATES[1]:
+                raise AudioFileError(f"{path}: its header gives a sample rate of {sr} Hz, outside the "
+                                     f"{_FILE_RATES[0]}-{_FILE_RATES[1]} Hz emojax reads; the file is damaged or not "
+                                     f"audio (resample real recordings to {SAMPLE_RATE} Hz first)")
+            out_rate = sr if sample_rate is None else int(sample_rate)
+            out: list[np.ndarray] = []
+            buffer = np.empty((max(1, _READ_SAMPLES // channels), channels), np.float32)
+            g = math.gcd(out_rate, sr)
+            for y in _resample_blocks(_mono_blocks(f, buffer, path), out_rate // g, sr // g):
+                out.append(np.clip(y, -1.0, 1.0, out=y))
+            frames_read = f.tell()
             log = f.extra_info
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioFileError(f"{path}: not a readable audio file ({e})") from e
-    if data.shape[0] == 0:
+    except soundfile.LibsndfileError as e:
+        raise AudioFileError(f"{path}: not a readable audio file ({e.error_string})") from e
+    except TypeError as e:  # soundfile's "samplerate must be specified": a .raw name, read as headerless samples
+        raise AudioFileError(f"{path}: headerless raw audio ({e}); convert it to WAV or FLAC first") from e
+    if frames_read == 0:
         raise AudioFileError(f"{path}: the file contains no audio samples")
     short = [(int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log) if int(a) not in (0, 0xFFFFFFFF)]
-    if data.shape[0] < expected or any(have < announced for announced, have in short):
+    if frames_read < expected or any(have < announced for announced, have in short):
         raise AudioFileError(f"{path}: truncated file, its header announces more audio than the file holds "
-                             f"({data.shape[0]} frames readable); re-download or re-export it")
-    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if sample_rate is not None and sample_rate != sr:
-        g = math.gcd(sample_rate, sr)
-        y = scipy.signal.resample_poly(y, sample_rate // g, sr // g).astype(np.float32)
-        sr = sample_rate
-    return np.clip(y, -1.0, 1.0), sr
+                             f"({frames_read} frames readable); re-download or re-export it")
+    return (out[0] if len(out) == 1 else np.concatenate(out)), out_rate
+
+
+def _mono_blocks(f: soundfile.SoundFile, buffer: np.ndarray, path: Path) -> Iterator[np.ndarray]:
+    """Decodes ``f`` into ``buffer (frames, channels)`` block by block; yields each block mixed to mono, float32.
+
+    Raises ``AudioFileError`` naming ``path`` at the first NaN or infinite sample.
+    """
+    while True:
+        block = f.read(out=buffer)
+        if not len(block):
+            return
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+        if not np.isfinite(mono).all():
+            seconds = (f.tell() - len(block) + int(np.argmin(np.isfinite(mono)))) / f.samplerate
+            raise AudioFileError(f"{path}: the file holds NaN or infinite samples (first at {seconds:.3f} s); "
+                                 f"re-export it from its source")
+        yield mono
+
+
+def _resample_blocks(blocks: Iterable[np.ndarray], up: int, down: int) -> Iterator[np.ndarray]:
+    """``scipy.signal.resample_poly(np.concatenate(blocks), up, down)`` computed block by block (float32).
+
+    The input is cut at multiples of ``down`` samples (so that each piece's first output is on the whole signal's
+    output grid); each piece of ``_RESAMPLE_STEP`` samples is resampled together with ``margin`` samples of context
+    on each side, at least the filter's reach, and only its own outputs are kept, so every output sample sums the
+    same filter taps over the same inputs as resample_poly on the whole signal (the start and the end of the signal
+    are zero-padded, as there). Holds ``_RESAMPLE_STEP + 2 * margin`` input samples at a time.
+
+    Yields:
+      consecutive float32 pieces of the output, ``ceil(len(input) * up / down)`` samples in all.
+    """
+    if up == down:
+        yield from blocks
+        return
+    half_len = 10 * max(up, down)  # resample_poly's filter: 2 * half_len + 1 Kaiser-windowed sinc taps
+    taps = scipy.signal.firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0)).astype(np.float32)
+    margin = down * -(-(half_len // up + 2) // down)  # a multiple of down beyond the filter's reach (inputs)
+    step = down * max(1, _RESAMPLE_STEP // down)
+    pending = np.zeros(0, np.float32)  # inputs [start, start + len(pending))
+    start = done = 0  # outputs of inputs [0, done) are yielded; done is a multiple of down
+
+    def piece(end: int, last: bool) -> np.ndarray:
+        """Outputs of inputs ``[done, end)``, resampling ``[done - margin, end + margin)`` (what there is)."""
+        lo = max(0, done - margin)
+        y = scipy.signal.resample_poly(pending[lo - start : end + margin - start], up, down, window=taps)
+        first = (done - lo) * up // down
+        return y[first:] if last else y[first : first + (end - done) * up // down]
+
+    for block in blocks:
+        pending = np.concatenate([pending, block])
+        while start + len(pending) >= done + step + margin:
+            yield piece(done + step, last=False)
+            done += step
+            cut = max(0, done - margin) - start
+            pending, start = pending[cut:], start + cut
+    if start + len(pending) > done:
+        yield piece(start + len(pending), last=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
