@@ -2,10 +2,13 @@
 
     python benchmarks/build.py --data_dir /work/data/tfds [--corpora_dir ../shared/corpora]
         [--file_format array_record] [--only ravdess savee] [--overwrite]
+        [--beam_pipeline_options direct_num_workers=2,direct_running_mode=multi_processing]
 
 Each corpus is built in this one process, one after another, as ``emojax.corpora.build`` (what
 ``tfds build datasets/<name>`` runs); the total includes importing tensorflow-datasets and JAX and compiling
-the MFCC kernels. Then it times reading every split back with ``load_split``. Prints Markdown for
+the MFCC kernels. With ``--beam_pipeline_options`` each build runs on Apache Beam (``tfds build
+--beam_pipeline_options``; e.g. the direct runner's worker processes), and the CPU time below counts only this
+(driver) process, not the Beam workers. Then it times reading every split back with ``load_split``. Prints Markdown for
 BENCHMARKS.md.
 """
 
@@ -48,6 +51,8 @@ def main() -> None:
     parser.add_argument("--file_format", default=None, choices=["array_record", "tfrecord"],
                         help="default: array_record")
     parser.add_argument("--only", nargs="+", choices=corpora.CORPORA, default=corpora.CORPORA)
+    parser.add_argument("--beam_pipeline_options", default=None,
+                        help="build on Apache Beam with these comma-separated options (as tfds build takes them)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete an existing build of the same version first (otherwise: refuse)")
     args = parser.parse_args()
@@ -65,10 +70,11 @@ def main() -> None:
     for name in args.only:
         start = time.perf_counter()
         corpora.build(name, manual_dir=str(Path(args.corpora_dir) / name), data_dir=args.data_dir,
-                      file_format=args.file_format)
+                      file_format=args.file_format, beam_pipeline_options=args.beam_pipeline_options)
         times[name] = time.perf_counter() - start
     total = time.perf_counter() - START
     cpu = time.process_time()  # all threads of this process, from its start
+    children = os.times().children_user + os.times().children_system  # e.g. Beam workers (those waited for)
     start = time.perf_counter()
     examples = sum(len(corpora.load_split(name, split, args.data_dir)["label"])
                    for name in args.only for split in corpora.SPLITS)
@@ -80,7 +86,8 @@ def main() -> None:
     for name, seconds in times.items():
         print(f"| {name} | {seconds:.1f} |")
     print(f"| **all, wall clock incl. imports and compilation** | **{total:.1f}** |")
-    print(f"\nCPU time of the process (all threads) for the builds: {cpu:.1f} s; load average when done: "
+    print(f"\nCPU time of the process (all threads) for the builds: {cpu:.1f} s (+ {children:.1f} s in finished "
+          f"child processes); load average when done: "
           f"{os.getloadavg()[0]:.1f} (other jobs share the cores).")
     print(f"\nReading all splits back (`load_split`, every feature but audio): {examples} examples in {load:.1f} s.")
 

@@ -7,7 +7,9 @@ manual dir (recursively, inside ``.zip`` archives too), decoding by content (``e
 any container libsndfile reads, mono mixdown, resampling to 16 kHz), duplicate detection, skipping bad files
 with a warning that names them, the example features (the same in all builders), MFCCs in jitted, length-
 bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the dataset's
-``metadata.json``).
+``metadata.json``). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real corpus's
+splits are built on Apache Beam: the workers decode batches of files and compute their MFCCs, and report what they
+built and skipped; the data and the summary are the same as without Beam.
 
 The builders are registered as ``emojax_<corpus>`` (tensorflow-datasets ships its own, different ``crema_d``
 and ``savee``), so ``tfds build datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``;
@@ -21,9 +23,11 @@ import abc
 import collections
 import concurrent.futures
 import dataclasses
+import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -50,6 +54,7 @@ INT16_SCALE = 32768.0
 STRING_FEATURES: tuple[str, ...] = ("speaker", "gender", "corpus", "original_label", "intensity", "text", "file")
 DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "label") + STRING_FEATURES
 """What ``load_split`` returns unless asked otherwise: every feature except the raw audio."""
+_CORRUPT_ZIP = "corrupt zip archive"  # the skip reason of an unreadable archive or member
 _CHUNK = 1024  # clips decoded and sent to clip_mfccs at a time (fewer, fuller length buckets than 256)
 
 
@@ -125,7 +130,7 @@ class BuildReport:
     def skip(self, file: str, reason: str, detail: str) -> None:
         """Records a skipped file and warns, naming it."""
         self.skipped.append((file, reason, detail))
-        logging.warning("skipped %s (%s): %s", file, reason, detail)
+        _warn_skipped(file, reason, detail)
 
     @property
     def built(self) -> int:
@@ -161,6 +166,10 @@ class BuildReport:
         }
 
 
+def _warn_skipped(file: str, reason: str, detail: str) -> None:
+    logging.warning("skipped %s (%s): %s", file, reason, detail)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Discovery and decoding
 # ----------------------------------------------------------------------------------------------------------------
@@ -171,15 +180,17 @@ def _hidden(parts: Iterable[str]) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
-def find_audio_files(root: Path) -> tuple[list[AudioFile], list[str]]:
+def find_audio_files(root: Path) -> tuple[list[AudioFile], list[str], list[tuple[str, str]]]:
     """All candidate recordings under ``root``, recursively and inside ``.zip`` archives, in sorted order.
 
     Returns:
-      ``(files, ignored)``: files with an audio extension (decoded later by content), and the relative
-      names of the other files (documents, spreadsheets, dot-files), which are not recordings.
+      ``(files, ignored, corrupt)``: files with an audio extension (decoded later by content), the relative
+      names of the other files (documents, spreadsheets, dot-files), which are not recordings, and the
+      ``(name, reason)`` of each ``.zip`` archive that cannot be read.
     """
     files: list[AudioFile] = []
     ignored: list[str] = []
+    corrupt: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
         for filename in sorted(filenames):
@@ -188,23 +199,29 @@ def find_audio_files(root: Path) -> tuple[list[AudioFile], list[str]]:
             if _hidden(PurePosixPath(name).parts):
                 ignored.append(name)
             elif path.suffix.lower() == ".zip":
-                members, other = _zip_members(path, name)
+                try:
+                    members, other = _zip_members(path, name)
+                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    corrupt.append((name, f"{path}: not a readable .zip archive ({e}); re-download it or "
+                                          "extract it yourself"))
+                    continue
                 files += members
                 ignored += other
             elif path.suffix.lower() in AUDIO_EXTENSIONS:
                 files.append(AudioFile(name, path))
             else:
                 ignored.append(name)
-    return sorted(files, key=lambda f: f.name), sorted(ignored)
+    return sorted(files, key=lambda f: f.name), sorted(ignored), corrupt
 
 
 def _zip_members(path: Path, name: str) -> tuple[list[AudioFile], list[str]]:
-    """The audio members of archive ``path`` (relative name ``name``), and the names of its other members."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"{path}: not a readable .zip archive ({e}); re-download it or extract it yourself") from e
+    """The audio members of archive ``path`` (relative name ``name``), and the names of its other members.
+
+    Raises:
+      zipfile.BadZipFile: ``path`` is not a zip archive (or its directory is damaged).
+    """
+    with zipfile.ZipFile(path) as archive:
+        members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
     files, ignored = [], []
     for member in members:
         inner = PurePosixPath(member)
@@ -231,7 +248,10 @@ def read_recording(file: AudioFile) -> np.ndarray:
         with zipfile.ZipFile(file.path) as archive, tempfile.TemporaryDirectory() as tmp:
             if archive.getinfo(file.member).file_size == 0:
                 raise features.AudioFileError(f"{file.name}: the file is empty (0 bytes)")
-            extracted = Path(archive.extract(file.member, tmp))
+            try:
+                extracted = Path(archive.extract(file.member, tmp))
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise features.AudioFileError(f"{file.name}: {_CORRUPT_ZIP} ({e}); re-download {file.path}") from e
             try:
                 y, _ = features.load_audio(extracted, features.SAMPLE_RATE)
             except features.AudioFileError as e:  # name the member, not the temporary copy
@@ -252,6 +272,91 @@ class Clip:
     audio: np.ndarray
     emotion: str
     strings: dict[str, str]  # the STRING_FEATURES
+
+
+def _clip(corpus: str, file: AudioFile, recording: Recording, audio: np.ndarray) -> Clip:
+    """The clip of ``recording`` (read from ``file``), ``audio`` its ``(samples,)`` int16 samples."""
+    return Clip(f"{corpus}/{recording.key}", audio, recording.emotion, {
+        "speaker": f"{corpus}/{recording.speaker}",
+        "gender": recording.gender,
+        "corpus": corpus,
+        "original_label": recording.original_label,
+        "intensity": recording.intensity,
+        "text": recording.text,
+        "file": file.name,
+    })
+
+
+def _skip_reason(error: features.AudioFileError) -> str:
+    """The build report's reason for a file ``read_recording`` rejected: empty, undecodable or corrupt zip."""
+    message = str(error)
+    if _CORRUPT_ZIP in message:
+        return _CORRUPT_ZIP
+    return "empty" if "empty" in message or "no audio samples" in message else "undecodable"
+
+
+def _with_mfccs(clips: Sequence[Clip]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key, example)`` of each clip, in order; the MFCCs of all ``clips`` computed together (``clip_mfccs``)."""
+    for clip, mfcc in zip(clips, features.clip_mfccs([c.audio for c in clips])):
+        yield clip.key, {"audio": clip.audio, "mfcc": mfcc, "label": clip.emotion, **clip.strings}
+
+
+# On Beam (``tfds build --beam_pipeline_options=...``) each split is a pipeline of batches of planned files; the
+# workers decode them and compute their MFCCs, and report what they built and skipped through a side output.
+_BEAM_BATCH = 64  # planned files per Beam element: whole MFCC batches of 32 (clip_mfccs), many elements per split
+_REPORT = "report"  # tag of the workers' report records
+
+
+def _beam_batch_examples(batch: tuple[int, list[tuple[AudioFile, Recording]]], corpus: str) -> Iterator[Any]:
+    """Beam worker step: decodes one batch of a split's planned files and adds their MFCCs.
+
+    Args:
+      batch: ``(start, items)``, the batch's position in the split and its ``(file, recording)`` pairs.
+      corpus: the builder's ``CORPUS``.
+
+    Yields:
+      ``(key, example)`` for each decoded file, then ``TaggedOutput(_REPORT, (start, skipped, counts))``: the
+      batch's ``(file, reason, detail)`` skips and its examples per emotion.
+    """
+    import apache_beam as beam
+
+    start, items = batch
+    clips: list[Clip] = []
+    skipped: list[tuple[str, str, str]] = []
+    for file, recording in items:
+        try:
+            clips.append(_clip(corpus, file, recording, read_recording(file)))
+        except features.AudioFileError as e:
+            skipped.append((file.name, _skip_reason(e), str(e)))
+            _warn_skipped(*skipped[-1])  # here: a split with nothing decoded stops the pipeline (TFDS's writer)
+    yield from _with_mfccs(clips)
+    yield beam.pvalue.TaggedOutput(_REPORT, (start, skipped, collections.Counter(c.emotion for c in clips)))
+
+
+def _save_report(records: list[tuple[int, list, dict[str, int]]], path: str) -> None:
+    """Writes a split's report records (all batches) to ``path``, as JSON, for the builder to read back."""
+    tfds.core.Path(path).write_text(json.dumps(records))
+
+
+def _beam_split(items: Sequence[tuple[AudioFile, Recording]], corpus: str, report_path: str) -> Any:
+    """The ``beam.PTransform`` (pipeline root → ``(key, example)``) of one split, ``items`` its planned files.
+
+    Each element is a batch of ``_BEAM_BATCH`` files, spread over the workers (``Reshuffle``), which decode them and
+    compute their MFCCs (``_beam_batch_examples``); the report records go to ``report_path``.
+    """
+    import apache_beam as beam
+
+    @beam.ptransform_fn
+    def examples(root: beam.pvalue.PBegin) -> beam.PCollection:
+        batches = [(start, list(items[start : start + _BEAM_BATCH])) for start in range(0, len(items), _BEAM_BATCH)]
+        out = (root
+               | "Batches" >> beam.Create(batches)
+               | "Spread" >> beam.Reshuffle()
+               | "DecodeAndMfcc" >> beam.FlatMap(_beam_batch_examples, corpus).with_outputs(_REPORT, main="examples"))
+        _ = out[_REPORT] | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(_save_report, report_path)
+        return out.examples
+
+    return examples()
 
 
 class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -275,6 +380,8 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if file_format is None and not (self.data_path / "dataset_info.json").exists():  # new: ArrayRecord
             self.info.set_file_format(tfds.core.FileFormat.ARRAY_RECORD, override=True)
         self.report = BuildReport()
+        self._on_beam = False  # whether the build was asked to run on Apache Beam (set by _download_and_prepare)
+        self._beam_reports: dict[str, tfds.core.Path] = {}  # on Beam: the workers' report file of each split
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -289,9 +396,9 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         pending: list[Clip] = []
 
         def flush() -> Iterator[tuple[str, dict[str, Any]]]:
-            for clip, mfcc in zip(pending, features.clip_mfccs([c.audio for c in pending])):
-                self.report.counts[split][clip.emotion] += 1
-                yield clip.key, {"audio": clip.audio, "mfcc": mfcc, "label": clip.emotion, **clip.strings}
+            for key, example in _with_mfccs(pending):
+                self.report.counts[split][example["label"]] += 1
+                yield key, example
             pending.clear()
 
         for clip in clips:
@@ -302,9 +409,20 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _download_and_prepare(self, dl_manager: tfds.download.DownloadManager, download_config: Any) -> None:
         self.report = BuildReport()
+        self._on_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        self._beam_reports = {}
         super()._download_and_prepare(dl_manager=dl_manager, download_config=download_config)
+        if self._beam_reports:  # the runner, not this code, moves the examples from the workers to the files
+            written = {split: info.num_examples for split, info in self.info.splits.items()}
+            built = {split: sum(c.values()) for split, c in self.report.counts.items() if c}
+            if written != built:
+                raise RuntimeError(
+                    f"{self.name}: the Beam workers built {built} examples per split but the runner wrote {written}: "
+                    "it lost examples (the direct runner has, with direct_num_workers > 1). Nothing was kept; build "
+                    "again without --beam_pipeline_options, with direct_num_workers=1, or on another runner")
         self.info.metadata["build"] = self.report.as_metadata()
-        print(f"\n{self.name}: {self.report.summary()}\n{self.report.table()}", flush=True)
+        on = " (on Apache Beam)" if self._beam_reports else ""
+        print(f"\n{self.name}{on}: {self.report.summary()}\n{self.report.table()}", flush=True)
 
 
 class CorpusBuilder(EmojaxBuilder, skip_registration=True):
@@ -333,8 +451,22 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
             if not plan[split]:
                 logging.warning("%s: no recordings for the %s split in %s; the split is left out",
                                 self.name, split, root)
-        return {split: self._generate_examples(split, self._clips(split, items))
-                for split, items in plan.items() if items}
+        planned = {split: items for split, items in plan.items() if items}
+        if self._on_beam:
+            self._beam_reports = {split: self.data_path / f"{split}-build-report.json" for split in planned}
+            return {split: _beam_split(items, self.CORPUS, os.fspath(self._beam_reports[split]))
+                    for split, items in planned.items()}
+        return {split: self._generate_examples(split, self._clips(split, items)) for split, items in planned.items()}
+
+    def _process_pipeline_result(self, pipeline_result: Any) -> None:
+        """After a Beam build: adds the workers' skips (they warned) and counts to the report, in plain-build order."""
+        del pipeline_result  # the records are in the report files
+        for split, path in self._beam_reports.items():
+            records = sorted(json.loads(path.read_text()), key=lambda record: record[0])
+            path.unlink()
+            for _, skipped, counts in records:
+                self.report.skipped += [tuple(skip) for skip in skipped]
+                self.report.counts[split].update(counts)
 
     @classmethod
     def plan(cls, root: Path, report: BuildReport) -> dict[str, list[tuple[AudioFile, Recording]]]:
@@ -346,8 +478,8 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
           ValueError: ``root`` holds no recording of this corpus (says where to download it and which
             layouts are accepted).
         """
-        files, report.ignored = find_audio_files(root)
-        report.found = len(files)
+        files, report.ignored, corrupt = find_audio_files(root)
+        report.found = len(files) + len(corrupt)
         parsed: list[tuple[AudioFile, Recording]] = []
         misnamed: list[tuple[str, str]] = []
         for file in files:
@@ -356,10 +488,13 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
             except ValueError as e:
                 misnamed.append((file.name, str(e)))
         if not parsed:
+            broken = f", {len(corrupt)} corrupt .zip archive(s) such as {corrupt[0][0]}" if corrupt else ""
             raise ValueError(
                 f"no {cls.CORPUS} recordings in {root} ({len(files)} audio file(s), {len(report.ignored)} other "
-                f"file(s) found, none named like a {cls.CORPUS} recording). Point --manual_dir at the corpus:\n"
-                f"{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+                f"file(s){broken} found, none named like a {cls.CORPUS} recording). Point --manual_dir at the "
+                f"corpus:\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        for name, detail in corrupt:
+            report.skip(name, _CORRUPT_ZIP, detail)
         for name, reason in misnamed:
             report.skip(name, "misnamed", reason)
         plan: dict[str, list[tuple[AudioFile, Recording]]] = {split: [] for split in SPLITS}
@@ -389,19 +524,10 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
                     try:
                         audio = future.result()
                     except features.AudioFileError as e:
-                        reason = "empty" if "empty" in str(e) or "no audio samples" in str(e) else "undecodable"
-                        self.report.skip(file.name, reason, str(e))
+                        self.report.skip(file.name, _skip_reason(e), str(e))
                         continue
                     decoded += 1
-                    yield Clip(f"{self.CORPUS}/{recording.key}", audio, recording.emotion, {
-                        "speaker": f"{self.CORPUS}/{recording.speaker}",
-                        "gender": recording.gender,
-                        "corpus": self.CORPUS,
-                        "original_label": recording.original_label,
-                        "intensity": recording.intensity,
-                        "text": recording.text,
-                        "file": file.name,
-                    })
+                    yield _clip(self.CORPUS, file, recording, audio)
             bar.close()
         if not decoded:
             raise ValueError(f"none of the {len(items)} recording(s) of the {split} split could be decoded (see the "
@@ -439,7 +565,7 @@ def builder_class(name: str) -> type[EmojaxBuilder]:
 
 
 def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = None,
-          file_format: str | None = None) -> None:
+          file_format: str | None = None, beam_pipeline_options: str | None = None) -> None:
     """Builds dataset ``name`` (same result as ``tfds build datasets/<name> --manual_dir ...``).
 
     Args:
@@ -447,9 +573,19 @@ def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = No
       manual_dir: the downloaded corpus (not needed for ``synthetic_prosody``).
       data_dir: where to write; default ``default_data_dir()``.
       file_format: ``"array_record"`` (default for new builds) or ``"tfrecord"``.
+      beam_pipeline_options: build on Apache Beam with these comma-separated pipeline options, as
+        ``tfds build --beam_pipeline_options`` takes them, e.g. ``"runner=DataflowRunner,project=P,region=R,
+        temp_location=gs://B/tmp"``: the real corpora's files are then decoded and their MFCCs computed on the
+        workers (which need emojax installed). The same data either way; on one machine the plain build is
+        faster (BENCHMARKS.md).
     """
     builder = builder_class(name)(data_dir=data_dir or default_data_dir(), file_format=file_format)
     config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    if beam_pipeline_options:
+        import apache_beam as beam
+
+        config.beam_options = beam.options.pipeline_options.PipelineOptions(
+            flags=[f"--{option}" for option in beam_pipeline_options.split(",")])
     builder.download_and_prepare(download_config=config)
 
 

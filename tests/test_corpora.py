@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import logging.handlers
 import os
 import shutil
 import subprocess
@@ -127,9 +128,11 @@ def test_find_audio_files_walks_folders_and_zips(tmp_path: Path) -> None:
         z.write(tmp_path / "b" / "x.wav", "inner/z.wav")
         z.writestr("__MACOSX/inner/._z.wav", b"\0\1")
         z.writestr("inner/list.csv", "a,b")
-    files, ignored = corpora.find_audio_files(tmp_path)
+    (tmp_path / "d.zip").write_bytes(b"PK\x03\x04 the first bytes of a download that stopped")
+    files, ignored, corrupt = corpora.find_audio_files(tmp_path)
     assert [f.name for f in files] == ["a/y.OGG", "b/x.wav", "c.zip/inner/z.wav"]
     assert sorted(ignored) == ["a/.DS_Store", "a/README.txt", "c.zip/__MACOSX/inner/._z.wav", "c.zip/inner/list.csv"]
+    assert [name for name, _ in corrupt] == ["d.zip"] and "not a readable .zip archive" in corrupt[0][1]
     member = files[2]
     assert member.member == "inner/z.wav" and member.path == tmp_path / "c.zip"
     np.testing.assert_array_equal(corpora.read_recording(member), corpora.read_recording(files[1]))
@@ -194,13 +197,14 @@ def test_zip_archive_builds_like_its_folder(ravdess_build: Path, tmp_path: Path)
         assert all(np.array_equal(x, y) for x, y in zip(zipped[split]["audio"], folder[split]["audio"]))
 
 
-def test_tfds_cli_builds_tfrecord_that_load_split_reads(ravdess_build: Path, tmp_path: Path) -> None:
+def test_tfds_cli_builds_tfrecord_on_beam_that_load_split_reads(ravdess_build: Path, tmp_path: Path) -> None:
     tfds_cli = "import sys; from tensorflow_datasets.scripts.cli.main import launch_cli; sys.exit(launch_cli())"
     command = [sys.executable, "-c", tfds_cli, "build", str(REPO / "datasets" / "ravdess"), "--manual_dir",
-               str(RAVDESS_DUMMY), "--data_dir", str(tmp_path), "--file_format", "tfrecord"]
+               str(RAVDESS_DUMMY), "--data_dir", str(tmp_path), "--file_format", "tfrecord",
+               "--beam_pipeline_options=runner=DirectRunner"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "emojax_ravdess: found 4, built 4, skipped 0" in result.stdout
+    assert "emojax_ravdess (on Apache Beam): found 4, built 4, skipped 0" in result.stdout
     assert list((tmp_path / "emojax_ravdess" / "1.0.0").glob("*.tfrecord-*"))
     tfrecord, array_record = _load_all("ravdess", tmp_path), _load_all("ravdess", ravdess_build)
     for split in corpora.SPLITS:
@@ -211,25 +215,50 @@ def test_tfds_cli_builds_tfrecord_that_load_split_reads(ravdess_build: Path, tmp
             np.testing.assert_array_equal(tfrecord[split]["audio"][a], array_record[split]["audio"][b])
 
 
-def test_bad_files_are_skipped_with_a_warning_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    manual = tmp_path / "manual"
-    good = ["Actor_01/03-01-05-02-01-02-01.wav", "Actor_19/03-01-08-01-01-01-19.wav",
-            "Actor_22/03-01-04-02-02-02-22.wav"]
-    for name in good:
+GOOD = ["Actor_01/03-01-05-02-01-02-01.wav", "Actor_19/03-01-08-01-01-01-19.wav", "Actor_22/03-01-04-02-02-02-22.wav"]
+
+
+@pytest.fixture(scope="module")
+def bad_manual_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RAVDESS manual dir with 3 good recordings (``GOOD``) and every kind of bad input."""
+    manual = tmp_path_factory.mktemp("bad_manual")
+    for name in GOOD:
         _tone(manual / name)
     (manual / "Actor_01/03-01-06-01-01-01-01.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(64)))
     (manual / "Actor_01/03-01-07-01-01-01-01.wav").write_bytes(b"")
     soundfile.write(manual / "Actor_01/03-01-04-01-01-01-01.wav", np.zeros(0), 16_000, format="WAV")  # header only
     (manual / "Actor_01/03-01-03-01-01-01-01.wav").write_text("this is not audio\n")
     _tone(manual / "Actor_01/take_2_final.wav")
-    (manual / "copy" / good[0]).parent.mkdir(parents=True)
-    shutil.copy(manual / good[0], manual / "copy" / good[0])  # a second copy of the same recording
+    (manual / "copy" / GOOD[0]).parent.mkdir(parents=True)
+    shutil.copy(manual / GOOD[0], manual / "copy" / GOOD[0])  # a second copy of the same recording
     (manual / "README.txt").write_text("RAVDESS")
-    with caplog.at_level(logging.WARNING):
-        corpora.build("ravdess", manual_dir=str(manual), data_dir=str(tmp_path / "data"))
-    report = _metadata("ravdess", tmp_path / "data")
-    assert report["summary"] == ("found 9, built 3, skipped 6 (1 duplicate, 2 empty, 1 misnamed, 2 undecodable); "
-                                 "ignored 1 non-audio file(s), e.g. README.txt")
+    (manual / "Actor_05.zip").write_bytes(b"PK\x03\x04 the first bytes of a download that stopped")
+    with zipfile.ZipFile(manual / "Actor_02.zip", "w") as archive:  # a member whose bytes changed (bad CRC)
+        archive.write(manual / GOOD[0], "Actor_02/03-01-02-01-01-01-02.wav")
+    data = bytearray((manual / "Actor_02.zip").read_bytes())
+    data[100] ^= 0xFF  # inside the member's audio data
+    (manual / "Actor_02.zip").write_bytes(bytes(data))
+    return manual
+
+
+@pytest.fixture(scope="module")
+def bad_files_build(bad_manual_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """RAVDESS built from ``bad_manual_dir`` (no Beam): the data dir and the warnings logged."""
+    data_dir = tmp_path_factory.mktemp("bad_data")
+    handler = logging.handlers.BufferingHandler(10_000)
+    logging.getLogger().addHandler(handler)  # absl logs through the root logger
+    try:
+        corpora.build("ravdess", manual_dir=str(bad_manual_dir), data_dir=str(data_dir))
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return data_dir, [r.getMessage() for r in handler.buffer if r.levelno == logging.WARNING]
+
+
+def test_bad_files_are_skipped_with_a_warning_and_reported(bad_files_build: tuple[Path, list[str]]) -> None:
+    data_dir, warnings = bad_files_build
+    report = _metadata("ravdess", data_dir)
+    assert report["summary"] == ("found 11, built 3, skipped 8 (2 corrupt zip archive, 1 duplicate, 2 empty, "
+                                 "1 misnamed, 2 undecodable); ignored 1 non-audio file(s), e.g. README.txt")
     reasons = {item["file"]: item["reason"] for item in report["skipped"]}
     assert reasons == {
         "Actor_01/03-01-06-01-01-01-01.wav": "undecodable",
@@ -237,22 +266,62 @@ def test_bad_files_are_skipped_with_a_warning_and_reported(tmp_path: Path, caplo
         "Actor_01/03-01-04-01-01-01-01.wav": "empty",
         "Actor_01/03-01-03-01-01-01-01.wav": "undecodable",
         "Actor_01/take_2_final.wav": "misnamed",
-        f"copy/{good[0]}": "duplicate",
+        f"copy/{GOOD[0]}": "duplicate",
+        "Actor_05.zip": "corrupt zip archive",
+        "Actor_02.zip/Actor_02/03-01-02-01-01-01-02.wav": "corrupt zip archive",
     }
-    warned = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     for file in reasons:
-        assert file in warned
-    built = _load_all("ravdess", tmp_path / "data")
-    assert sorted(f for split in built.values() for f in split["file"]) == sorted(good)
+        assert any(file in warning for warning in warnings), file
+    built = _load_all("ravdess", data_dir)
+    assert sorted(f for split in built.values() for f in split["file"]) == sorted(GOOD)
     assert report["counts"] == {"train": {"anger": 1}, "validation": {"surprise": 1}, "test": {"sadness": 1}}
 
 
-def test_a_split_of_only_undecodable_files_fails_clearly(tmp_path: Path) -> None:
+def test_beam_build_with_worker_processes_equals_the_plain_build(bad_manual_dir: Path,
+                                                                 bad_files_build: tuple[Path, list[str]],
+                                                                 tmp_path: Path) -> None:
+    """The same examples (bytes), order and build report, with the files decoded in 2 Beam worker processes."""
+    corpora.build("ravdess", manual_dir=str(bad_manual_dir), data_dir=str(tmp_path),
+                  beam_pipeline_options="direct_num_workers=2,direct_running_mode=multi_processing")
+    plain_dir = bad_files_build[0]
+    assert _metadata("ravdess", tmp_path) == _metadata("ravdess", plain_dir)
+    beam, plain = _load_all("ravdess", tmp_path), _load_all("ravdess", plain_dir)
+    for split in corpora.SPLITS:
+        for key in ALL_KEYS:
+            a, b = beam[split][key], plain[split][key]
+            if key in ("audio", "mfcc"):
+                assert len(a) == len(b) and all(x.tobytes() == y.tobytes() for x, y in zip(a, b)), (split, key)
+            else:
+                np.testing.assert_array_equal(a, b)
+    assert not list((tmp_path / "emojax_ravdess" / "1.0.0").glob("*report*"))  # the workers' records are gone
+
+
+def test_beam_build_fails_when_the_runner_loses_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Examples the workers built but the runner did not write fail the build instead of going missing."""
+    worker_step = corpora._beam_batch_examples
+
+    def lossy(batch: tuple, corpus: str) -> list:  # a runner that drops an example of batches of 2 or more
+        outputs = list(worker_step(batch, corpus))  # the examples, then the report record
+        return outputs[1:] if len(outputs) > 2 else outputs
+
+    monkeypatch.setattr(corpora, "_beam_batch_examples", lossy)
+    with pytest.raises(RuntimeError, match=r"(?s)built \{'train': 2, .* wrote \{'train': 1, .*lost examples"):
+        corpora.build("ravdess", manual_dir=str(RAVDESS_DUMMY), data_dir=str(tmp_path),
+                      beam_pipeline_options="runner=DirectRunner")
+    assert not corpora.is_prepared("ravdess", str(tmp_path))
+
+
+def test_a_split_of_only_undecodable_files_fails_clearly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _tone(tmp_path / "manual" / "Actor_01" / "03-01-05-02-01-02-01.wav")
     (tmp_path / "manual" / "Actor_22").mkdir()
     (tmp_path / "manual" / "Actor_22" / "03-01-04-02-02-02-22.wav").write_bytes(b"RIFF, but nothing else")
     with pytest.raises(ValueError, match=r"none of the 1 recording\(s\) of the test split.*Actor_22/03-01-04"):
         corpora.build("ravdess", manual_dir=str(tmp_path / "manual"), data_dir=str(tmp_path / "data"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="0 for split test"):  # TFDS's writer
+        corpora.build("ravdess", manual_dir=str(tmp_path / "manual"), data_dir=str(tmp_path / "beam"),
+                      beam_pipeline_options="runner=DirectRunner")
+    assert "skipped Actor_22/03-01-04-02-02-02-22.wav (undecodable)" in caplog.text  # named by the Beam worker
 
 
 def test_empty_or_missing_manual_dir_fails_with_instructions(tmp_path: Path) -> None:
