@@ -1,8 +1,17 @@
 """Training: TrainState, the jitted steps, the scanned epoch, checkpoints, ``train_and_evaluate``.
 
-Parallelism: one ``Mesh`` over all local devices with a ``"data"`` axis. The state is replicated, each
-batch is sharded on ``"data"`` (``NamedSharding``), and the step is plain ``jax.jit``: XLA partitions it,
-so gradients and BatchNorm statistics are global-batch means exactly as on one device.
+Parallelism: one ``Mesh`` over all devices of all processes (``jax.devices()``) with a ``"data"`` axis.
+The state is replicated, each batch is sharded on ``"data"`` (``NamedSharding``), and the step is plain
+``jax.jit``: XLA partitions it, so gradients and BatchNorm statistics are global-batch means exactly as on
+one device. Several hosts run one process each (``jax.distributed.initialize()``, see top-level
+``train.py``); every process loads the same data and normalisation (the corpora are small) and computes the
+same permutations. Host-fed path: each process transfers only the rows of every global batch that belong
+to its own devices (``jax.make_array_from_callback``). On-device path: every device holds the whole
+training set (replicated, a few hundred MB at most), so the scanned epoch gathers each batch locally,
+without communication; only the gradients and BatchNorm statistics are reduced across devices. Outputs
+(losses, predictions) are replicated, so every process reads the same numbers. All processes save and
+restore the orbax checkpoints together (orbax writes each array once); only process 0 prints, writes
+``metrics.jsonl``, TensorBoard and ``test_metrics.json``.
 
 Speed: when ``config.data_on_device`` (the default) the normalised training windows are put on the
 device once and an epoch is ONE jitted call, a ``lax.scan`` over steps that gathers each batch by a
@@ -15,8 +24,11 @@ so a resumed run continues with the same data order and keys as an uninterrupted
 
 Resilience: a run killed at any point (even during a checkpoint write: orbax commits a checkpoint by an
 atomic rename) and started again on its workdir ends with the same parameters and ``metrics.jsonl`` as an
-uninterrupted one. SIGTERM/SIGINT let the current epoch finish (one jitted call on the scanned path),
-save its checkpoint and raise ``Interrupted``; a resume starts at that epoch boundary. A damaged
+uninterrupted one (``metrics.jsonl`` and the TensorBoard log are cut back to the resumed epoch, so redone
+epochs appear once). SIGTERM/SIGINT let the current epoch finish (one jitted call on the scanned path),
+save its checkpoint and raise ``Interrupted``; a resume starts at that epoch boundary. A SIGINT before the
+epochs start (loading, compiling), or a second one, raises ``Interrupted`` at once, saying which checkpoint
+is kept. A damaged
 checkpoint is skipped with a warning for the previous good one (the two latest and the best are kept). A
 non-finite loss or parameter stops training (``TrainingError``) before it is checkpointed. A workdir
 whose checkpoints come from an incompatible config (``RESUME_FIXED``) is refused.
@@ -44,6 +56,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax.training import train_state
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from emojax import augment, input_pipeline, metrics, models
@@ -77,17 +90,24 @@ class TrainState(train_state.TrainState):
     rng: jax.Array
 
 
+def _is_primary() -> bool:
+    """Whether this is process 0, the one that prints and writes logs."""
+    return jax.process_index() == 0
+
+
 def _log(message: str) -> None:
-    print(message, flush=True)
+    if _is_primary():
+        print(message, flush=True)
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    if _is_primary():
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def make_mesh() -> Mesh:
-    """A 1-D mesh over all local devices, axis ``"data"``."""
-    return Mesh(np.asarray(jax.local_devices()), ("data",))
+    """A 1-D mesh over all devices of all processes, axis ``"data"``."""
+    return Mesh(np.asarray(jax.devices()), ("data",))
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -148,6 +168,8 @@ def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding,
     x = jax.lax.with_sharding_constraint(_augment_batch(config, augment_key, x), batch_sharding)
     y = jax.lax.with_sharding_constraint(y, batch_sharding)
     targets = optax.smooth_labels(jax.nn.one_hot(y, len(EMOTIONS)), config.label_smoothing)
+    if config.get("mixup_alpha", 0.0):
+        x, targets = augment.mixup(jax.random.fold_in(augment_key, 1), x, targets, config.mixup_alpha)
 
     def loss_fn(params: Any) -> tuple[jnp.ndarray, tuple[jnp.ndarray, Any]]:
         logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, x, train=True,
@@ -182,7 +204,7 @@ class Trainer:
         step = functools.partial(train_step, config, self.batch_sharding)
         self.step = jax.jit(step, donate_argnums=0)
         self.epoch = jax.jit(self._epoch, donate_argnums=0)
-        self._predict = jax.jit(self._logits)
+        self._predict = jax.jit(self._logits, out_shardings=self.replicated)  # every process reads all
 
     def _epoch(self, state: TrainState, x: jax.Array, y: jax.Array, epoch: jax.Array
                ) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -223,12 +245,17 @@ class Trainer:
         history: dict[str, list] = {"loss": [], "accuracy": []}
         for index, indices in enumerate(batches):
             key = _step_key(state.rng, jnp.int32(epoch), jnp.int32(index))
-            xb = jax.device_put(x[indices], self.batch_sharding)
-            yb = jax.device_put(y[indices], self.batch_sharding)
-            state, out = self.step(state, xb, yb, key)
+            state, out = self.step(state, self._batch(x, indices), self._batch(y, indices), key)
             for name, value in out.items():
                 history[name].append(value)
         return state, {name: np.asarray(jax.device_get(values)) for name, values in history.items()}
+
+    def _batch(self, values: np.ndarray, indices: np.ndarray) -> jax.Array:
+        """The global batch ``values[indices]`` (len(indices), ...) sharded on ``"data"``: this process gathers
+        and transfers only the rows of its own devices."""
+        shape = (len(indices), *values.shape[1:])
+        # The sharding splits axis 0 only, so index[0] is the device's slice of rows and the rest is ``:``.
+        return jax.make_array_from_callback(shape, self.batch_sharding, lambda index: values[indices[index[0]]])
 
     def _logits(self, variables: dict, x: jax.Array) -> jax.Array:
         x = jax.lax.with_sharding_constraint(x, self.batch_sharding)
@@ -249,21 +276,22 @@ class Trainer:
         return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
 
     def place(self, state: TrainState) -> TrainState:
-        """The state replicated over the mesh."""
-        return jax.device_put(state, self.replicated)
+        """The state replicated over the mesh (through the host: it may be on one device of this process)."""
+        return jax.device_put(jax.device_get(state), self.replicated)
 
 
-def checkpoint_manager(workdir: str | Path, cleanup: bool = False) -> ocp.CheckpointManager:
+def checkpoint_manager(workdir: str | Path, writer: bool = False) -> ocp.CheckpointManager:
     """Orbax manager of ``workdir/checkpoints``: keeps the two latest epochs (so a damaged latest one has a
-    good predecessor) and the best (by ``BEST_METRIC``). ``cleanup``: delete unfinished writes of a killed run
-    (only for the writer: a reader would delete a running training's write)."""
+    good predecessor) and the best (by ``BEST_METRIC``). ``writer``: the training run, which creates the
+    directory and deletes unfinished writes of a killed run (a reader creates nothing, and would otherwise
+    delete a running training's write)."""
     policy = ocp.checkpoint_managers.AnyPreservationPolicy([
         ocp.checkpoint_managers.LatestN(n=2),
         ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1),
     ])
     options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=lambda m: m[BEST_METRIC],
-                                           best_mode="max", create=True,
-                                           cleanup_tmp_directories=cleanup)
+                                           best_mode="max", create=writer,
+                                           cleanup_tmp_directories=writer)
     return ocp.CheckpointManager(Path(workdir).resolve() / CHECKPOINT_DIR, options=options,
                                  item_names=("state", "normalization", "config"))
 
@@ -298,13 +326,13 @@ def restore(workdir: str | Path, which: str = "best"
     that one is damaged, of the newest good one (with a warning naming it).
 
     Returns (config, state, normalization, step); raises ``FileNotFoundError`` naming the workdir when
-    it holds no checkpoint, ``TrainingError`` when none can be read.
+    it holds no checkpoint (creating nothing), ``TrainingError`` when none can be read.
     """
-    manager = checkpoint_manager(workdir)
-    preferred = manager.best_step() if which == "best" else manager.latest_step()
+    directory = Path(workdir) / CHECKPOINT_DIR
+    manager = checkpoint_manager(workdir) if directory.is_dir() else None
+    preferred = None if manager is None else manager.best_step() if which == "best" else manager.latest_step()
     if preferred is None:
-        raise FileNotFoundError(f"no checkpoint in {Path(workdir) / CHECKPOINT_DIR}; train first: "
-                                f"python train.py --workdir {workdir}")
+        raise FileNotFoundError(f"no checkpoints in {directory}: train first with python train.py --workdir {workdir}")
 
     def load(step: int) -> tuple[ml_collections.ConfigDict, TrainState, dict]:
         meta = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
@@ -325,7 +353,11 @@ def restore(workdir: str | Path, which: str = "best"
 
 
 def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays) -> dict[str, Any]:
-    probs = trainer.predict({"params": state.params, "batch_stats": state.batch_stats}, arrays.x)
+    """Metrics of evaluation ``arrays`` (x: (N, K, n_mfcc, frames)); a clip's probabilities are the mean over
+    its K windows."""
+    x = arrays.x
+    probs = trainer.predict({"params": state.params, "batch_stats": state.batch_stats}, x.reshape(-1, *x.shape[2:]))
+    probs = probs.reshape(*x.shape[:2], -1).mean(axis=1)
     return metrics.classification_metrics(arrays.y, probs, groups={"corpus": arrays.corpus})
 
 
@@ -337,7 +369,7 @@ def evaluate_checkpoint(workdir: str | Path, split: str = "test", which: str = "
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(input_pipeline.SPLITS)}")
     corpus = input_pipeline.load_splits(config)[split]
     arrays = input_pipeline.Arrays(
-        normalization(input_pipeline.make_windows(corpus, config.offset_frames, config.window_frames, config.n_mfcc)),
+        normalization(input_pipeline.evaluation_windows(corpus, config)),
         corpus.label.astype(np.int32), corpus.corpus)
     trainer = Trainer(config, models.create_model(config), make_mesh())
     result = _evaluate(trainer, trainer.place(state), arrays)
@@ -408,11 +440,11 @@ def _resume(manager: ocp.CheckpointManager, workdir: Path, state: TrainState, sa
     return state
 
 
-def _truncate_metrics(path: Path, epochs: int) -> None:
+def _truncate_metrics(path: Path, epochs: int) -> list[dict[str, Any]]:
     """Keeps one record per epoch of the first ``epochs`` in ``metrics.jsonl`` (a killed run may have logged
-    epochs it did not checkpoint, or a partial line); rewritten atomically."""
+    epochs it did not checkpoint, or a partial line); rewritten atomically. Returns the kept records."""
     if not path.exists():
-        return
+        return []
     records: dict[int, str] = {}
     for line in path.read_text().splitlines():
         try:
@@ -424,6 +456,7 @@ def _truncate_metrics(path: Path, epochs: int) -> None:
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(records[e] + "\n" for e in sorted(records)))
     os.replace(tmp, path)
+    return [json.loads(records[e]) for e in sorted(records)]
 
 
 class _StopRequest:
@@ -476,14 +509,63 @@ def _non_finite_error(config: ml_collections.ConfigDict, workdir: Path, manager:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains ``config`` in ``workdir`` (resuming from its latest good checkpoint), then evaluates the best
     checkpoint on the test split; returns the test metrics (also written to ``workdir/test_metrics.json``).
+    With several processes (``jax.distributed``) every process calls it with the same arguments.
 
     Raises ``TrainingError`` (unwritable or incompatible workdir, unreadable checkpoints, non-finite loss)
-    and ``Interrupted`` (SIGTERM/SIGINT, after checkpointing the epoch that was running).
+    and ``Interrupted``: on SIGTERM/SIGINT during an epoch, after checkpointing that epoch; on SIGINT at any
+    other time (loading, compiling, a second signal), at once, keeping the checkpoints already written.
     """
+    workdir = Path(workdir)
+    try:
+        return _train_and_evaluate(config, workdir)
+    except KeyboardInterrupt:
+        raise _stopped_at_once(workdir) from None
+
+
+def _stopped_at_once(workdir: Path) -> Interrupted:
+    """The ``Interrupted`` of a SIGINT outside the epoch loop's graceful stop, saying what is kept."""
+    directory = workdir / CHECKPOINT_DIR
+    last = None
+    if directory.is_dir():
+        manager = checkpoint_manager(workdir)
+        last = manager.latest_step()
+        manager.close()
+    if last is None:
+        kept = f"nothing to save yet (no checkpoint in {directory}); run the same command to start again"
+    else:
+        kept = (f"the last checkpoint (step {last}) in {directory} is kept; resume with the same command "
+                f"(python train.py --workdir {workdir} ...)")
+    return Interrupted(f"stopped by SIGINT: {kept}", signal.SIGINT)
+
+
+def _scalars(writer: Any, record: dict[str, Any]) -> None:
+    """Writes a ``metrics.jsonl`` record's values as TensorBoard scalars at its step."""
+    for name, value in record.items():
+        if name not in ("epoch", "step"):
+            writer.add_scalar(name, value, record["step"])
+
+
+def _tensorboard(directory: Path, records: list[dict[str, Any]]) -> Any:
+    """A TensorBoard writer in ``directory`` whose log holds exactly ``records`` (``metrics.jsonl`` after
+    ``_truncate_metrics``): the old event files are replaced, so epochs a resumed run redoes appear once."""
     from tensorboardX import SummaryWriter
 
-    workdir = Path(workdir)
+    for path in directory.glob("events.out.tfevents.*"):
+        path.unlink()
+    writer = SummaryWriter(str(directory))
+    for record in records:
+        _scalars(writer, record)
+    writer.flush()
+    return writer
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    primary = _is_primary()
     _check_writable(workdir)
+    if primary:  # builds the synthetic corpus when needed: once, before the other processes read it
+        ensure_prepared(config)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("emojax: data prepared")
     ensure_prepared(config)
     splits = input_pipeline.load_splits(config)
     arrays, normalization = input_pipeline.prepare(config, splits)
@@ -505,24 +587,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     saved_config = config.to_dict()
     saved_config["steps_per_epoch"] = steps_per_epoch
-    manager = checkpoint_manager(workdir, cleanup=True)
-    resumed = _resume(manager, workdir, state, saved_config)
-    if resumed is not None:
-        state = resumed
-        _log(f"resuming from step {int(state.step)} in {workdir / CHECKPOINT_DIR}")
-    state = trainer.place(state)
-    start_epoch = int(state.step) // steps_per_epoch
-    _truncate_metrics(workdir / "metrics.jsonl", start_epoch)
-
-    if config.data_on_device:
-        data = (jax.device_put(train.x, trainer.replicated), jax.device_put(train.y, trainer.replicated))
-    else:
-        data = (train.x, train.y)
-    writer = SummaryWriter(str(workdir / "tensorboard"))
-    if start_epoch < config.epochs:
-        _log(f"compiled the {'epoch' if config.data_on_device else 'step'} in {trainer.compile(state, data):.1f} s")
-    started = time.perf_counter()
+    manager = checkpoint_manager(workdir, writer=True)
+    writer = None
     try:
+        resumed = _resume(manager, workdir, state, saved_config)
+        if resumed is not None:
+            state = resumed
+            _log(f"resuming from step {int(state.step)} in {workdir / CHECKPOINT_DIR}")
+        state = trainer.place(state)
+        start_epoch = int(state.step) // steps_per_epoch
+
+        if config.data_on_device:
+            data = (jax.device_put(train.x, trainer.replicated), jax.device_put(train.y, trainer.replicated))
+        else:
+            data = (train.x, train.y)
+        if primary:
+            writer = _tensorboard(workdir / "tensorboard", _truncate_metrics(workdir / "metrics.jsonl", start_epoch))
+        if start_epoch < config.epochs:
+            _log(f"compiled the {'epoch' if config.data_on_device else 'step'} in {trainer.compile(state, data):.1f} s")
+        started = time.perf_counter()
         with _StopRequest() as stop:
             for epoch in range(start_epoch, config.epochs):
                 t0 = time.perf_counter()
@@ -538,12 +621,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                           "learning_rate": float(learning_rate_schedule(config, steps_per_epoch)(int(state.step))),
                           "epoch_seconds": seconds,
                           "train_examples_per_second": steps_per_epoch * config.batch_size / seconds}
-                with open(workdir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                for name, value in record.items():
-                    if name not in ("epoch", "step"):
-                        writer.add_scalar(name, value, record["step"])
-                writer.flush()
+                if primary:
+                    with open(workdir / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    _scalars(writer, record)
+                    writer.flush()
                 manager.save(int(state.step), metrics={BEST_METRIC: val["unweighted_accuracy"]},
                              args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                      normalization=ocp.args.StandardSave(normalization.to_dict()),
@@ -554,23 +636,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                      f"acc {record['train_accuracy']:.3f} val_acc {val['accuracy']:.3f} "
                      f"val_ua {val['unweighted_accuracy']:.3f} | {steps_per_epoch / seconds:.1f} steps/s, "
                      f"{seconds:.1f} s, ETA {eta:.0f} s")
-                if stop.signum is not None and epoch + 1 < config.epochs:
+                signum = stop.signum or 0
+                if jax.process_count() > 1:  # a signal to any process stops all at this epoch boundary
+                    signum = int(multihost_utils.process_allgather(np.int32(signum)).max())
+                if signum and epoch + 1 < config.epochs:
                     manager.wait_until_finished()
                     raise Interrupted(
-                        f"stopped by {signal.Signals(stop.signum).name} after epoch {epoch + 1}/{config.epochs}; "
+                        f"stopped by {signal.Signals(signum).name} after epoch {epoch + 1}/{config.epochs}; "
                         f"checkpoint step {record['step']} saved in {workdir / CHECKPOINT_DIR}. Resume with the same "
-                        f"command (python train.py --workdir {workdir} ...)", stop.signum)
+                        f"command (python train.py --workdir {workdir} ...)", signum)
         manager.wait_until_finished()
         best = manager.best_step()
     finally:
         manager.close()  # waits for a save in flight, so the last good checkpoint is complete
-        writer.close()
+        if writer is not None:
+            writer.close()
     if best is None:
         raise RuntimeError(f"no checkpoint was written in {workdir / CHECKPOINT_DIR} (config.epochs={config.epochs})")
     _, best_state, _, best = restore(workdir, "best")
     test = _evaluate(trainer, trainer.place(best_state), arrays["test"])
-    test["checkpoint_step"] = best
-    (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))
+    test["checkpoint_step"], test["num_parameters"] = best, n_params
+    if primary:
+        (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))
     _log(f"test (best checkpoint, step {best}): accuracy {test['accuracy']:.4f}"
          f" unweighted {test['unweighted_accuracy']:.4f} macro_f1 {test['macro_f1']:.4f} keras_precision {test['keras_precision']:.4f}"
          f" keras_recall {test['keras_recall']:.4f} (n={test['num_examples']})")

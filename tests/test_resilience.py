@@ -220,3 +220,41 @@ def test_unwritable_workdir_fails_at_start(tmp_path, synthetic_data_dir):
     blocker.write_text("")
     with pytest.raises(train.TrainingError, match="cannot write to the workdir .*choose another --workdir"):
         train.train_and_evaluate(resilience_config(synthetic_data_dir), blocker / "run")
+
+
+def test_ctrl_c_before_the_first_epoch_stops_with_one_line(tmp_path, synthetic_data_dir, compilation_cache):
+    workdir, log = tmp_path / "run", tmp_path / "log.txt"
+    proc = _start(workdir, synthetic_data_dir, compilation_cache, log)
+    _wait_for(workdir.exists, proc, log)  # train_and_evaluate's first act; loading and compiling follow
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 128 + signal.SIGINT, log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert text.strip().splitlines()[-1].startswith("stopped by SIGINT: nothing to save yet"), text
+    assert not _committed(workdir)
+
+
+def _tensorboard_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of every scalar point of every tag in the event files of ``directory``."""
+    import tensorflow as tf
+
+    points: dict[str, list[tuple[int, float]]] = {}
+    for path in directory.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                points.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return points
+
+
+def test_a_resumed_run_that_redoes_an_epoch_logs_each_step_once_to_tensorboard(tmp_path, straight,
+                                                                                synthetic_data_dir):
+    workdir = tmp_path / "run"
+    shutil.copytree(straight, workdir)
+    shutil.rmtree(workdir / train.CHECKPOINT_DIR / str(_committed(workdir)[-1]))  # killed before its commit
+    train.train_and_evaluate(resilience_config(synthetic_data_dir), workdir)  # redoes the last epoch
+    points = _tensorboard_scalars(workdir / "tensorboard")
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, OVERRIDES["epochs"] + 1))
+    assert sorted(points) == sorted(k for k in records[0] if k not in ("epoch", "step"))
+    for tag, values in points.items():
+        assert sorted(values) == [(r["step"], pytest.approx(r[tag], rel=1e-6)) for r in records], tag

@@ -1,5 +1,6 @@
 """Training: a step learns, epochs are deterministic, host-fed = on-device, 2 devices = 1, resume =
-uninterrupted, and a short run on the synthetic corpus gets well above chance.
+uninterrupted, a short run on the synthetic corpus gets well above chance, bfloat16 compute trains like
+float32 and keeps a float32 state, and readers of a workdir without checkpoints create nothing.
 
 The session fixtures (``synthetic_data_dir``, ``trained_workdir``, ...) live in tests/conftest.py.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +152,43 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic
         np.testing.assert_array_equal(u, v)
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_bfloat16_compute_trains_like_float32_with_float32_params_and_statistics(compiled):
+    _, trainer, state = compiled
+    mixed, mixed_state = _trainer(tiny_config(dtype="bfloat16"))
+    x, y = learnable_arrays()
+    variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
+    jaxpr = str(jax.make_jaxpr(lambda v, x: mixed.model.apply(v, x, train=False))(variables(mixed_state), x[..., :32]))
+    assert "bf16[64," in jaxpr  # activations of the batch are computed in bfloat16
+    runs = {}
+    for name, (t, s) in {"float32": (trainer, jax.tree.map(lambda a: a.copy(), state)),
+                         "bfloat16": (mixed, mixed_state)}.items():
+        data, losses = (jax.device_put(x), jax.device_put(y)), []
+        for epoch in range(2):
+            s, history = t.train_epoch(s, data, epoch)
+            losses.append(history["loss"])
+        runs[name] = np.concatenate(losses), _leaves(s), s
+    (loss32, leaves32, _), (loss16, leaves16, trained) = runs["float32"], runs["bfloat16"]
+    assert {leaf.dtype for leaf in leaves16} == {np.dtype(np.float32)}  # params and BatchNorm statistics
+    np.testing.assert_allclose(loss16, loss32, atol=0.02)  # bfloat16 keeps ~3 significant digits
+    assert max(np.abs(u - v).max() for u, v in zip(leaves32, _leaves(state))) > 0.1  # training moved them ...
+    for u, v in zip(leaves16, leaves32):
+        np.testing.assert_allclose(u, v, atol=0.02)  # ... and the same way in bfloat16
+    probs = mixed.predict(variables(trained), x[..., :32])
+    assert probs.dtype == np.float32 and probs.shape == (len(x), 8)
+
+
+def test_readers_of_a_workdir_without_checkpoints_create_nothing(tmp_path):
+    from emojax import inference
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for workdir in (tmp_path / "nonexistent", empty):
+        message = re.escape(f"no checkpoints in {workdir / train.CHECKPOINT_DIR}: train first with python train.py "
+                            f"--workdir {workdir}")
+        for read in (train.restore, train.evaluate_checkpoint, inference.Predictor.from_workdir):
+            with pytest.raises(FileNotFoundError, match=message):
+                read(workdir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert not list(empty.iterdir())

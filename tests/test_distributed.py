@@ -1,0 +1,117 @@
+"""Many devices and many processes: ``python train.py`` on 4 CPU devices of one process, and as two
+processes joined by ``jax.distributed`` (coordinator on 127.0.0.1), ends with the same parameters,
+``metrics.jsonl`` and test metrics as one device; only process 0 prints and writes logs, and the checkpoints
+the processes wrote together restore.
+
+The three subprocesses run at the same time while the one-device reference trains in this process. The
+reference and the 4-device run feed batches from device-resident data (the default), the two processes
+feed them from the host (each process transfers only its devices' rows): the same numbers up to float
+rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the configs/ package
+
+from configs import demo  # noqa: E402
+from emojax import train  # noqa: E402
+
+# The demo recipe with a very small CNN: 20 steps per epoch, batches split over up to 4 devices.
+OVERRIDES = dict(widths=(8, 8), hidden=16, window_frames=32, crop_shift_frames=4, batch_size=32, epochs=2,
+                 freq_masks=1, max_freq_width=3, time_masks=1, max_time_width=5, eval_batch_size=32)
+TIMING = ("epoch_seconds", "train_examples_per_second")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(workdir: Path, data_dir: str, cache: str, devices: int, log: Path, *flags: str) -> subprocess.Popen:
+    """``python train.py`` on ``devices`` CPU devices with ``OVERRIDES``, output to ``log``."""
+    overrides = [f"--config.{k}={v}" for k, v in {**OVERRIDES, "data_dir": data_dir}.items()]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_COMPILATION_CACHE_DIR": cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, str(REPO / "train.py"), f"--workdir={workdir}",
+                                 f"--config={REPO / 'configs' / 'demo.py'}", *overrides, *flags],
+                                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, synthetic_data_dir, compilation_cache) -> dict[str, Path]:
+    """Workdirs and logs: ``one`` (this process, one CPU device), ``four`` (one process, 4 devices),
+    ``two`` (two processes of one device, host-fed), and the logs ``log4``, ``log0``, ``log1`` of the latter."""
+    root = tmp_path_factory.mktemp("distributed")
+    paths = {name: root / name for name in ("one", "four", "two")}
+    logs = {name: root / f"{name}.txt" for name in ("log4", "log0", "log1")}
+    port = _free_port()
+    procs = {"log4": _start(paths["four"], synthetic_data_dir, compilation_cache, 4, logs["log4"])}
+    for i in range(2):
+        procs[f"log{i}"] = _start(paths["two"], synthetic_data_dir, compilation_cache, 1, logs[f"log{i}"],
+                                  "--config.data_on_device=False", f"--coordinator=127.0.0.1:{port}",
+                                  "--num_processes=2", f"--process_id={i}")
+    try:
+        config = demo.get_config()
+        config.update({**OVERRIDES, "data_dir": synthetic_data_dir})
+        train.train_and_evaluate(config, paths["one"])
+        for name, proc in procs.items():
+            assert proc.wait(timeout=300) == 0, logs[name].read_text()
+    finally:  # a failed run leaves no process behind (the other one of a pair would wait for it)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return {**paths, **logs}
+
+
+def _records(workdir: Path) -> list[dict]:
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+def _assert_same_run(reference: Path, other: Path) -> None:
+    """Same checkpointed step and state (params, batch_stats, optimizer), metrics.jsonl and test metrics, up to
+    float rounding (the devices sum the gradients in another order)."""
+    (_, a, _, step_a), (_, b, _, step_b) = (train.restore(d, "latest") for d in (reference, other))
+    assert step_a == step_b == OVERRIDES["epochs"] * (640 // OVERRIDES["batch_size"])
+    leaves = lambda s: jax.tree.leaves((s.params, s.batch_stats, s.opt_state))  # noqa: E731
+    for u, v in zip(leaves(a), leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-4, atol=1e-6)
+    ra, rb = _records(reference), _records(other)
+    assert [r["epoch"] for r in ra] == [r["epoch"] for r in rb] == list(range(1, OVERRIDES["epochs"] + 1))
+    for x, y in zip(ra, rb):
+        assert x.keys() == y.keys()
+        for key in x:
+            np.testing.assert_allclose(x[key], y[key], rtol=1e-4, err_msg=key)
+    ta, tb = (json.loads((d / "test_metrics.json").read_text()) for d in (reference, other))
+    for key in ("checkpoint_step", "num_examples", "accuracy", "unweighted_accuracy", "macro_f1"):
+        np.testing.assert_allclose(ta[key], tb[key], rtol=1e-4, err_msg=key)
+
+
+def test_four_devices_match_one(runs):
+    assert "4 device(s)" in runs["log4"].read_text()
+    _assert_same_run(runs["one"], runs["four"])
+
+
+def test_two_processes_match_one_and_only_process_0_logs(runs):
+    log0, log1 = runs["log0"].read_text(), runs["log1"].read_text()
+    assert "2 device(s)" in log0 and f"epoch {OVERRIDES['epochs']}/{OVERRIDES['epochs']}" in log0, log0
+    assert "test (best checkpoint" in log0
+    for line in ("data:", "model:", "epoch 1/", "test (best checkpoint"):
+        assert line not in log1, log1
+    _assert_same_run(runs["one"], runs["two"])  # one metrics.jsonl line per epoch: written once
+    assert len(list((runs["two"] / "tensorboard").glob("events.out.tfevents.*"))) == 1
