@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.offset_frames = 43  # 0.5 s
     config.window_frames = 216  # 2.5 s
     config.crop_shift_frames = 0  # training crops shifted by up to this many frames; 0 = fixed window
+    config.test_crops = 1  # evaluation: mean of the predictions of this many windows over the crops' range
     config.normalization = "per_position"  # or "per_coefficient"
     # Model.
     config.model = "seed_cnn"  # or "cnn" (models.CNN: the fields below)
@@ -47,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_freq_width = 0
     config.time_masks = 0
     config.max_time_width = 0
+    config.mixup_alpha = 0.0  # > 0: mixup with Beta(alpha, alpha) weights
     # Execution.
     config.data_on_device = True  # False: host-fed batches (same results, for data that does not fit)
     config.eval_batch_size = 256

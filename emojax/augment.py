@@ -46,3 +46,15 @@ def spec_augment(key: jax.Array, x: jnp.ndarray, *, freq_masks: int, max_freq_wi
     if time_masks:
         masked |= _masks(time_key, batch, width, time_masks, max_time_width)[:, None, :]
     return jnp.where(masked, jnp.zeros((), x.dtype), x)
+
+
+def mixup(key: jax.Array, x: jnp.ndarray, targets: jnp.ndarray, alpha: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Mixup (Zhang et al. 2018): each example is blended with the next one in the (randomly ordered) batch.
+
+    x: (B, H, W), targets: (B, C) probabilities -> both blended with a weight ``lam ~ Beta(alpha, alpha)``
+    per example, ``lam * own + (1 - lam) * next``.
+    """
+    lam = jax.random.beta(key, alpha, alpha, (x.shape[0],))
+    mixed_x = lam[:, None, None] * x + (1 - lam[:, None, None]) * jnp.roll(x, 1, axis=0)
+    mixed_t = lam[:, None] * targets + (1 - lam[:, None]) * jnp.roll(targets, 1, axis=0)
+    return mixed_x.astype(x.dtype), mixed_t

@@ -2,11 +2,12 @@
 
 Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 16 kHz), then:
 
-- a clip no longer than the training window's end (``offset_frames + window_frames`` frames, 3.0 s for the
-  reference windows) gets exactly the training treatment: full-clip MFCC, the window at
-  ``offset_frames`` (zero-padded), one window; a clip with less than a quarter window of audio after
-  the offset (under 1.13 s for the reference windows; rare in the corpora) is taken from its first frame
-  instead, so that the window holds its audio;
+- a clip no longer than the evaluation windows' end (``offset_frames + window_frames`` frames, 3.0 s for the
+  reference windows; later when ``test_crops`` > 1 spreads windows over the training crops' range) gets
+  exactly the evaluation treatment: full-clip MFCC, the windows at ``input_pipeline.evaluation_offsets``
+  (zero-padded); with one window, a clip with less than a quarter window of audio after the offset (under
+  1.13 s for the reference windows; rare in the corpora) is taken from its first frame instead, so that the
+  window holds its audio;
 - a longer recording is cut into windows of ``window_frames`` frames (2.5 s) every half window, the last
   one aligned to the end; each window's MFCC is computed from its own samples, in chunks of
   ``CHUNK_WINDOWS`` windows, so feature and model memory stay bounded however long the file is (only
@@ -94,7 +95,7 @@ class Predictor:
         audio = np.asarray(audio)
         if np.issubdtype(audio.dtype, np.integer):
             audio = audio.astype(np.float32) / np.float32(-np.iinfo(audio.dtype).min)
-        audio = audio.astype(np.float32)
+        audio = audio.astype(np.float32, copy=False)
         if audio.ndim == 2:
             audio = audio.mean(axis=1)
         if audio.ndim != 1 or audio.size == 0:
@@ -107,11 +108,14 @@ class Predictor:
         frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
         duration = len(audio) / rate
         windows: list[dict[str, Any]] = []
-        if duration <= (c.offset_frames + c.window_frames) * frame_seconds:
+        offsets = input_pipeline.evaluation_offsets(c)
+        if duration <= (offsets.max() + c.window_frames) * frame_seconds:
             mfcc = features.clip_mfccs([audio], rate)[0]
-            start = c.offset_frames if mfcc.shape[1] >= c.offset_frames + c.window_frames // 4 else 0
-            probs = self._classify(input_pipeline.window(mfcc, start, c.window_frames, c.n_mfcc)[None])
-            spans = [(start * frame_seconds, min(duration, (start + c.window_frames) * frame_seconds))]
+            if len(offsets) == 1 and mfcc.shape[1] < c.offset_frames + c.window_frames // 4:
+                offsets = np.array([0])
+            probs = self._classify(np.stack([input_pipeline.window(mfcc, int(o), c.window_frames, c.n_mfcc)
+                                             for o in offsets]))
+            spans = [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds)) for o in offsets]
         else:
             size = int(round(c.window_frames * frame_seconds * rate))
             starts = list(range(0, len(audio) - size + 1, size // 2))

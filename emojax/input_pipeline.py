@@ -169,6 +169,25 @@ def make_windows(corpus: Corpus, offset: int, frames: int, n_mfcc: int) -> np.nd
     return out
 
 
+def evaluation_offsets(config: ml_collections.ConfigDict) -> np.ndarray:
+    """Start frames (K,) of a clip's ``config.test_crops`` evaluation windows, evenly spaced over the range of
+    the training crops, ``offset_frames ± crop_shift_frames`` (K = 1: ``offset_frames`` alone)."""
+    crops = config.get("test_crops", 1)
+    if crops < 1:
+        raise ValueError(f"config.test_crops must be >= 1, got {crops}")
+    if crops == 1:
+        return np.array([config.offset_frames])
+    shift = config.crop_shift_frames
+    return np.linspace(config.offset_frames - shift, config.offset_frames + shift, crops).round().astype(int)
+
+
+def evaluation_windows(corpus: Corpus, config: ml_collections.ConfigDict) -> np.ndarray:
+    """The evaluation windows of every clip (predictions average over them): (N, K, n_mfcc, window_frames)
+    float32, K = ``config.test_crops`` at ``evaluation_offsets(config)``."""
+    return np.stack([make_windows(corpus, int(offset), config.window_frames, config.n_mfcc)
+                     for offset in evaluation_offsets(config)], axis=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Normalization:
     """Standardisation fitted on training windows: ``(x - mean) / std``.
@@ -210,7 +229,10 @@ class Normalization:
 
 @dataclasses.dataclass(frozen=True)
 class Arrays:
-    """One split ready for the trainer: ``x`` (N, n_mfcc, frames) normalised float32, ``y`` (N,) int32."""
+    """One split ready for the trainer: ``x`` normalised float32, ``y`` (N,) int32, ``corpus`` (N,) names.
+
+    ``x`` is (N, n_mfcc, frames) for training and (N, K, n_mfcc, window_frames) for evaluation (K crops
+    per clip, ``evaluation_windows``)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -220,9 +242,10 @@ class Arrays:
 def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tuple[dict[str, Arrays], Normalization]:
     """Windows of every split, normalised with statistics of the training windows only.
 
-    Evaluation windows are ``config.window_frames`` frames from ``config.offset_frames``. Training windows
-    are ``config.crop_shift_frames`` wider on each side, so that the trainer can crop a random
-    ``window_frames`` window shifted by up to that many frames (0: the evaluation window exactly).
+    Evaluation windows (``evaluation_windows``) are ``config.window_frames`` frames from
+    ``config.offset_frames``, or ``config.test_crops`` such windows spread over the training crops' range.
+    Training windows are ``config.crop_shift_frames`` wider on each side, so that the trainer can crop a
+    random ``window_frames`` window shifted by up to that many frames (0: the evaluation window exactly).
     """
     n_mfcc, frames, offset, shift = config.n_mfcc, config.window_frames, config.offset_frames, config.crop_shift_frames
     if shift and config.normalization == "per_position":
@@ -234,6 +257,6 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tup
     arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),
                               splits["train"].corpus)}
     for name in ("validation", "test"):
-        arrays[name] = Arrays(normalization(make_windows(splits[name], offset, frames, n_mfcc)),
+        arrays[name] = Arrays(normalization(evaluation_windows(splits[name], config)),
                               splits[name].label.astype(np.int32), splits[name].corpus)
     return arrays, normalization

@@ -137,3 +137,54 @@ def test_a_corpus_clip_gets_the_training_window(trained_workdir, synthetic_data_
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert len(result.windows) == 1 and result.windows[0]["start_seconds"] == pytest.approx(0.5, abs=0.01)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)
+
+
+def test_eval_cli_on_hostile_files(trained_workdir, synthetic_data_dir, compilation_cache, tmp_path):
+    """Each bad file: exactly one ``error: FILE: reason`` line, no traceback, the others still predicted; a
+    1-sample file is predicted like any clip; exit status 1 with any bad file, 0 with good files only."""
+    good = {"speech.wav": (2.0, 16_000, 1), "eight_channels_96k.wav": (3.0, 96_000, 8), "one_sample.wav": None}
+    for name, spec in good.items():
+        audio, rate = (_signal(*spec), spec[1]) if spec else (np.full((1, 1), 0.25, np.float32), 16_000)
+        soundfile.write(tmp_path / name, audio, rate, subtype="PCM_16")
+    soundfile.write(tmp_path / "nan.wav", np.full((8000, 1), np.nan, np.float32), 16_000, subtype="FLOAT")
+    (tmp_path / "random.wav").write_bytes(np.random.default_rng(0).bytes(5000))
+    (tmp_path / "empty.flac").write_bytes(b"")
+    whole = (tmp_path / "speech.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(whole[: len(whole) // 3])
+    bad = ["random.wav", "empty.flac", "truncated.wav", "nan.wav", "missing.ogg"]
+    order = ["speech.wav", "random.wav", "empty.flac", "eight_channels_96k.wav", "truncated.wav", "one_sample.wav",
+             "nan.wav", "missing.ogg"]
+    done = _run("--workdir", str(trained_workdir), "--audio", *(str(tmp_path / n) for n in order),
+                data_dir=synthetic_data_dir, cache=compilation_cache)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(bad), errors
+    for name, line in zip(bad, errors):
+        assert line.startswith(f"error: {tmp_path / name}: ") and len(line) > len(f"error: {tmp_path / name}: ") + 5
+        assert line.count(str(tmp_path)) == 1, line  # the file named once
+    lines = [line.split("\t") for line in done.stdout.strip().splitlines()]
+    assert [Path(path).name for path, _, _ in lines] == [n for n in order if n in good]
+    for _, emotion, probability in lines:
+        assert emotion in EMOTIONS and 1 / len(EMOTIONS) <= float(probability) <= 1.0
+    only_good = _run("--workdir", str(trained_workdir), "--audio", *(str(tmp_path / n) for n in good),
+                     data_dir=synthetic_data_dir, cache=compilation_cache)
+    assert only_good.returncode == 0 and not only_good.stderr.count("error:"), only_good.stderr[-3000:]
+    assert len(only_good.stdout.strip().splitlines()) == len(good)
+
+
+def test_test_crops_average_the_evaluation_windows(trained_workdir, synthetic_data_dir):
+    """With ``test_crops`` > 1 a short clip's prediction is the mean over the evaluation windows, as in eval."""
+    from emojax import corpora, input_pipeline
+
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    c = predictor.config
+    c.crop_shift_frames, c.test_crops = 20, 3
+    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    clip = next(synthetic.generate("test"))
+    index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
+    offsets = input_pipeline.evaluation_offsets(c)
+    windows = np.stack([input_pipeline.window(stored["mfcc"][index], int(o), c.window_frames, c.n_mfcc) for o in offsets])
+    expected = predictor._classify(windows).mean(axis=0)
+    result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
+    assert [w["start_seconds"] for w in result.windows] == pytest.approx(offsets * 512 / 44_100, abs=1e-6)
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)

@@ -97,9 +97,22 @@ def test_prepare_widens_training_windows_for_crops():
     splits = {"train": _corpus(20), "validation": _corpus(8, seed=1), "test": _corpus(8, seed=2)}
     arrays, norm = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"), splits)
     assert arrays["train"].x.shape == (20, 25, 76)
-    assert arrays["validation"].x.shape == (8, 25, 64) and arrays["test"].x.shape == (8, 25, 64)
+    assert arrays["validation"].x.shape == (8, 1, 25, 64) and arrays["test"].x.shape == (8, 1, 25, 64)
     assert arrays["train"].y.dtype == np.int32
     raw = input_pipeline.make_windows(splits["test"], 10, 64, 25)
-    np.testing.assert_allclose(arrays["test"].x, norm(raw))
+    np.testing.assert_allclose(arrays["test"].x[:, 0], norm(raw))
     with pytest.raises(ValueError, match="crop_shift_frames=0"):
         input_pipeline.prepare(_config(crop_shift_frames=6), splits)
+
+
+def test_evaluation_windows_spread_over_the_training_crops():
+    corpus = _corpus(3)
+    config = _config(crop_shift_frames=6, test_crops=3)
+    np.testing.assert_array_equal(input_pipeline.evaluation_offsets(config), [4, 10, 16])
+    windows = input_pipeline.evaluation_windows(corpus, config)
+    assert windows.shape == (3, 3, 25, 64)
+    for k, offset in enumerate((4, 10, 16)):
+        np.testing.assert_array_equal(windows[:, k], input_pipeline.make_windows(corpus, offset, 64, 25))
+    np.testing.assert_array_equal(input_pipeline.evaluation_offsets(_config()), [10])
+    with pytest.raises(ValueError, match="test_crops"):
+        input_pipeline.evaluation_offsets(_config(test_crops=0))
