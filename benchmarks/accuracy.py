@@ -91,6 +91,25 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def confusion_tables(results: dict[str, list[dict]]) -> str:
+    """Markdown confusion matrices (summed over seeds) of the leave-one-corpus-out runs: rows are the true
+    emotions the held-out corpus has, columns the predicted ones (all 8)."""
+    out = []
+    for name, runs in results.items():
+        if "loco" not in name:
+            continue
+        matrix = np.sum([np.asarray(r["confusion_matrix"]) for r in runs], axis=0)
+        classes = runs[0]["class_names"]
+        rows = [i for i in range(len(classes)) if matrix[i].sum()]
+        out += [f"\n{name} ({len(runs)} seed(s), {int(matrix.sum())} clips per seed x seeds; rows: true, "
+                "columns: predicted)\n", "| true \\ predicted | " + " | ".join(classes) + " | recall % |",
+                "|---|" + "---:|" * (len(classes) + 1)]
+        for i in rows:
+            recall = 100 * matrix[i, i] / matrix[i].sum()
+            out.append(f"| {classes[i]} | " + " | ".join(str(int(v)) for v in matrix[i]) + f" | {recall:.1f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "accuracy", help="parent of the workdirs")
@@ -108,6 +127,7 @@ def main() -> None:
     (args.runs / "results.json").write_text(json.dumps(results, indent=1))
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU, `{' '.join(sys.argv)}`\n")
     print(table(results))
+    print(confusion_tables(results))
 
 
 if __name__ == "__main__":

@@ -7,21 +7,26 @@ none of the four corpora is prepared).
 
 import ml_collections
 
-from configs import default
+from configs import seed
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = default.get_config()
+    config = seed.get_config()
     config.datasets = ("synthetic_prosody",)
     config.protocol = "speaker"
+    config.crop_shift_frames = 16
+    config.normalization = "per_coefficient"
+    config.model = "cnn"
+    config.pooling = "stats"
     config.widths = (16, 32, 32, 32)
     config.residual = False
     config.hidden = 64
     config.dropout_rate = 0.1
     config.label_smoothing = 0.0
-    config.freq_masks = 0  # 640 clips, 800 steps: augmentation only slows learning down here
-    config.time_masks = 0
+    config.optimizer = "adamw"
     config.learning_rate = 3e-3
+    config.weight_decay = 1e-2
+    config.schedule = "cosine"
     config.batch_size = 16
     config.epochs = 20
     config.warmup_epochs = 1

@@ -1,0 +1,40 @@
+"""Our recipe under the reference's size budget (<= 60k parameters; 55,320): a CNN of widths 16-32-48-64 with
+statistics pooling over time, 40 MFCCs, random 2.5 s crops anywhere in the first 3.5 s of a clip, light
+regularisation (dropout 0.1, label smoothing 0.05, weight decay), AdamW with a cosine schedule, 30 epochs,
+on the reference's random protocol.
+
+Run: ``python train.py --workdir runs/small --config configs/small.py``; other protocols with
+``--config.protocol=speaker`` or ``--config.protocol=loco --config.test_corpus=crema_d``.
+What each choice did is in BENCHMARKS.md ("Accuracy").
+"""
+
+import ml_collections
+
+from configs import seed
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = seed.get_config()
+    # Features: 40 coefficients; training crops of 216 frames shifted by up to 43 frames (0.5 s) either way
+    # around the reference window, i.e. anywhere in frames 0-302 (the first 3.5 s).
+    config.n_mfcc = 40
+    config.crop_shift_frames = 43
+    config.normalization = "per_coefficient"
+    config.test_crops = 3
+    # Model: 55,320 parameters.
+    config.model = "cnn"
+    config.widths = (16, 32, 48, 64)
+    config.residual = False
+    config.pooling = "stats"
+    config.hidden = 64
+    config.dropout_rate = 0.1
+    # Optimisation.
+    config.optimizer = "adamw"
+    config.learning_rate = 3e-3
+    config.weight_decay = 1e-2
+    config.schedule = "cosine"
+    config.warmup_epochs = 2
+    config.label_smoothing = 0.05
+    config.batch_size = 32
+    config.epochs = 30
+    return config
