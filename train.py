@@ -7,8 +7,8 @@ learning-rate schedule; a workdir trained with an incompatible config is refused
 overrides need ``--config``.
 
 SIGTERM or Ctrl-C finishes the running epoch, checkpoints it and exits with status 128 + the signal
-number; a second Ctrl-C, or one before the first epoch runs (loading, compiling), stops at once with a
-one-line message (status 130) keeping the checkpoints already written. A non-finite loss or an unusable
+number; a second one, or one before the first epoch runs (loading, compiling), stops at once with a
+one-line message (status 128 + the signal number) keeping the checkpoints already written. A non-finite loss or an unusable
 workdir exits with status 1 and a message saying what to do, e.g. resume with a lower
 ``--config.learning_rate``.
 
@@ -68,11 +68,16 @@ def main(argv: list[str]) -> int:
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
     try:
+        from emojax import train
+
+        train.stop_on_sigterm()
         _initialize_distributed()
         return _train()
-    except KeyboardInterrupt:  # before train_and_evaluate, which handles its own
-        print("stopped by SIGINT before training started: nothing new was saved", file=sys.stderr, flush=True)
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as e:  # before train_and_evaluate, which handles its own
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"stopped by {signal.Signals(signum).name} before training started: nothing new was saved",
+              file=sys.stderr, flush=True)
+        return 128 + signum
 
 
 def _train() -> int:

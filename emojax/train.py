@@ -512,18 +512,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     With several processes (``jax.distributed``) every process calls it with the same arguments.
 
     Raises ``TrainingError`` (unwritable or incompatible workdir, unreadable checkpoints, non-finite loss)
-    and ``Interrupted``: on SIGTERM/SIGINT during an epoch, after checkpointing that epoch; on SIGINT at any
-    other time (loading, compiling, a second signal), at once, keeping the checkpoints already written.
+    and ``Interrupted``: on SIGTERM/SIGINT during an epoch, after checkpointing that epoch; on SIGINT (and, after
+    ``stop_on_sigterm()``, SIGTERM) at any other time (loading, compiling, a second signal), at once, keeping the
+    checkpoints already written.
     """
     workdir = Path(workdir)
     try:
         return _train_and_evaluate(config, workdir)
-    except KeyboardInterrupt:
-        raise _stopped_at_once(workdir) from None
+    except KeyboardInterrupt as e:
+        raise _stopped_at_once(workdir, getattr(e, "signum", signal.SIGINT)) from None
 
 
-def _stopped_at_once(workdir: Path) -> Interrupted:
-    """The ``Interrupted`` of a SIGINT outside the epoch loop's graceful stop, saying what is kept."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the epoch loop, raised like Ctrl-C's ``KeyboardInterrupt`` (see ``stop_on_sigterm``)."""
+
+    signum = signal.SIGTERM
+
+
+def stop_on_sigterm() -> None:
+    """Makes SIGTERM raise ``Terminated`` (as SIGINT raises ``KeyboardInterrupt``), so that a run preempted while
+    loading or compiling stops with a one-line message instead of being killed silently; the epoch loop still
+    turns the first SIGTERM into a graceful stop at the epoch boundary. Main thread only."""
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _stopped_at_once(workdir: Path, signum: int) -> Interrupted:
+    """The ``Interrupted`` of a signal outside the epoch loop's graceful stop, saying what is kept."""
     directory = workdir / CHECKPOINT_DIR
     last = None
     if directory.is_dir():
@@ -535,7 +552,7 @@ def _stopped_at_once(workdir: Path) -> Interrupted:
     else:
         kept = (f"the last checkpoint (step {last}) in {directory} is kept; resume with the same command "
                 f"(python train.py --workdir {workdir} ...)")
-    return Interrupted(f"stopped by SIGINT: {kept}", signal.SIGINT)
+    return Interrupted(f"stopped by {signal.Signals(signum).name}: {kept}", signum)
 
 
 def _scalars(writer: Any, record: dict[str, Any]) -> None:

@@ -222,15 +222,17 @@ def test_unwritable_workdir_fails_at_start(tmp_path, synthetic_data_dir):
         train.train_and_evaluate(resilience_config(synthetic_data_dir), blocker / "run")
 
 
-def test_ctrl_c_before_the_first_epoch_stops_with_one_line(tmp_path, synthetic_data_dir, compilation_cache):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_the_first_epoch_stops_with_one_line(tmp_path, synthetic_data_dir, compilation_cache, signum):
     workdir, log = tmp_path / "run", tmp_path / "log.txt"
     proc = _start(workdir, synthetic_data_dir, compilation_cache, log)
     _wait_for(workdir.exists, proc, log)  # train_and_evaluate's first act; loading and compiling follow
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 128 + signal.SIGINT, log.read_text()
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) == 128 + signum, log.read_text()
     text = log.read_text()
-    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
-    assert text.strip().splitlines()[-1].startswith("stopped by SIGINT: nothing to save yet"), text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text and "Terminated" not in text, text
+    name = signal.Signals(signum).name
+    assert text.strip().splitlines()[-1].startswith(f"stopped by {name}: nothing to save yet"), text
     assert not _committed(workdir)
 
 
