@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     try:
         from emojax import train
 
-        train.stop_on_sigterm()
+        train.stop_on_signals()
         _initialize_distributed()
         return _train()
     except KeyboardInterrupt as e:  # before train_and_evaluate, which handles its own

@@ -513,7 +513,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     Raises ``TrainingError`` (unwritable or incompatible workdir, unreadable checkpoints, non-finite loss)
     and ``Interrupted``: on SIGTERM/SIGINT during an epoch, after checkpointing that epoch; on SIGINT (and, after
-    ``stop_on_sigterm()``, SIGTERM) at any other time (loading, compiling, a second signal), at once, keeping the
+    ``stop_on_signals()``, SIGTERM) at any other time (loading, compiling, a second signal), at once, keeping the
     checkpoints already written.
     """
     workdir = Path(workdir)
@@ -524,19 +524,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM outside the epoch loop, raised like Ctrl-C's ``KeyboardInterrupt`` (see ``stop_on_sigterm``)."""
+    """SIGTERM or SIGINT outside the epoch loop, raised like Ctrl-C's ``KeyboardInterrupt`` (``stop_on_signals``)."""
 
-    signum = signal.SIGTERM
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def stop_on_sigterm() -> None:
-    """Makes SIGTERM raise ``Terminated`` (as SIGINT raises ``KeyboardInterrupt``), so that a run preempted while
-    loading or compiling stops with a one-line message instead of being killed silently; the epoch loop still
-    turns the first SIGTERM into a graceful stop at the epoch boundary. Main thread only."""
+_RECEIVED: list[int] = []  # signals stop_on_signals' handler caught: one a library swallowed still stops the run
+
+
+def stop_on_signals() -> None:
+    """Makes SIGTERM and SIGINT raise ``Terminated``, so that a run preempted while loading or compiling stops with a
+    one-line message instead of being killed silently, and records them: if library code swallows the exception,
+    ``train_and_evaluate`` still stops before its first epoch. The epoch loop turns the first signal into a graceful
+    stop at the epoch boundary. Main thread only."""
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated
+        _RECEIVED.append(signum)
+        raise Terminated(signum)
 
-    signal.signal(signal.SIGTERM, handler)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
 
 
 def _stopped_at_once(workdir: Path, signum: int) -> Interrupted:
@@ -623,6 +631,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
         if start_epoch < config.epochs:
             _log(f"compiled the {'epoch' if config.data_on_device else 'step'} in {trainer.compile(state, data):.1f} s")
         started = time.perf_counter()
+        if _RECEIVED:  # a signal whose exception some library code caught while loading or compiling
+            raise Terminated(_RECEIVED[-1])
         with _StopRequest() as stop:
             for epoch in range(start_epoch, config.epochs):
                 t0 = time.perf_counter()
