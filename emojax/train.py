@@ -591,7 +591,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
         ensure_prepared(config)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("emojax: data prepared")
-    ensure_prepared(config)
+    if not primary:  # nothing to build any more; explains a corpus missing on this host
+        ensure_prepared(config)
     splits = input_pipeline.load_splits(config)
     arrays, normalization = input_pipeline.prepare(config, splits)
     train = arrays["train"]
