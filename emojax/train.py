@@ -158,23 +158,46 @@ def _augment_batch(config: ml_collections.ConfigDict, key: jax.Array, x: jnp.nda
     return x
 
 
-def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding, state: TrainState,
-               x: jnp.ndarray, y: jnp.ndarray, key: jax.Array) -> tuple[TrainState, dict[str, jnp.ndarray]]:
-    """One update on a batch of training windows x (B, n_mfcc, W >= window_frames), labels y (B,).
+def class_weights(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
+    """Per-class loss weights (num_classes,) for ``config.class_weighting``: None for ``"none"``; for
+    ``"balanced"``, ``n / (k * count_c)`` from the training labels (k: the classes present), so every present
+    class carries the same total weight and the mean weight of an example is 1 (absent classes get 0)."""
+    weighting = config.get("class_weighting", "none")
+    if weighting == "none":
+        return None
+    if weighting != "balanced":
+        raise ValueError(f"config.class_weighting must be 'none' or 'balanced', got {weighting!r}")
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(len(EMOTIONS))
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding, weights: np.ndarray | None,
+               state: TrainState, x: jnp.ndarray, y: jnp.ndarray, key: jax.Array
+               ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+    """One update on a batch of training windows x (B, n_mfcc, W >= window_frames), labels y (B,); ``weights``
+    (num_classes,) or None: the per-class loss weights of ``class_weights``.
 
     Returns the new state and {"loss", "accuracy"} of the batch (before the update).
     """
     augment_key, dropout_key = jax.random.split(key)
     x = jax.lax.with_sharding_constraint(_augment_batch(config, augment_key, x), batch_sharding)
     y = jax.lax.with_sharding_constraint(y, batch_sharding)
-    targets = optax.smooth_labels(jax.nn.one_hot(y, len(EMOTIONS)), config.label_smoothing)
+    hard = jax.nn.one_hot(y, len(EMOTIONS))
+    # Soft targets and the one-hot labels side by side, so that mixup blends both with the same weights.
+    targets = jnp.concatenate([optax.smooth_labels(hard, config.label_smoothing), hard], axis=-1)
     if config.get("mixup_alpha", 0.0):
         x, targets = augment.mixup(jax.random.fold_in(augment_key, 1), x, targets, config.mixup_alpha)
+    targets, hard = jnp.split(targets, 2, axis=-1)
+    example_weights = jnp.ones(y.shape) if weights is None else hard @ weights
 
     def loss_fn(params: Any) -> tuple[jnp.ndarray, tuple[jnp.ndarray, Any]]:
         logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, x, train=True,
                                          mutable=["batch_stats"], rngs={"dropout": dropout_key})
-        return optax.softmax_cross_entropy(logits, targets).mean(), (logits, updates["batch_stats"])
+        loss = (example_weights * optax.softmax_cross_entropy(logits, targets)).mean()
+        return loss, (logits, updates["batch_stats"])
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
@@ -195,13 +218,16 @@ def _step_key(state_rng: jax.Array, epoch: jax.Array, step: jax.Array) -> jax.Ar
 class Trainer:
     """Compiled training and prediction functions for one config, model and mesh."""
 
-    def __init__(self, config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh):
+    def __init__(self, config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh,
+                 weights: np.ndarray | None = None):
+        """``weights``: per-class loss weights (``class_weights``), None for an unweighted loss."""
         if config.batch_size % mesh.size:
             raise ValueError(f"config.batch_size={config.batch_size} must be a multiple of the {mesh.size} devices")
         self.config, self.model, self.mesh = config, model, mesh
         self.replicated = NamedSharding(mesh, PartitionSpec())
         self.batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
-        step = functools.partial(train_step, config, self.batch_sharding)
+        self.weights = None if weights is None else np.asarray(weights, np.float32)
+        step = functools.partial(train_step, config, self.batch_sharding, self.weights)
         self.step = jax.jit(step, donate_argnums=0)
         self.epoch = jax.jit(self._epoch, donate_argnums=0)
         self._predict = jax.jit(self._logits, out_shardings=self.replicated)  # every process reads all
@@ -214,7 +240,7 @@ class Trainer:
         def body(state: TrainState, inputs: tuple[jax.Array, jax.Array]) -> tuple[TrainState, dict]:
             index, indices = inputs
             key = _step_key(state.rng, epoch, index)
-            return train_step(self.config, self.batch_sharding, state, x[indices], y[indices], key)
+            return train_step(self.config, self.batch_sharding, self.weights, state, x[indices], y[indices], key)
 
         return jax.lax.scan(body, state, (jnp.arange(batches.shape[0]), batches))
 
@@ -605,7 +631,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
 
     mesh = make_mesh()
     model = models.create_model(config)
-    trainer = Trainer(config, model, mesh)
+    trainer = Trainer(config, model, mesh, class_weights(config, train.y))
     state = create_train_state(config, model, steps_per_epoch)
     n_params = sum(p.size for p in jax.tree.leaves(state.params))
     _log(f"model: {config.model}, {n_params:,} parameters; {mesh.size} device(s) "

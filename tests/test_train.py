@@ -73,6 +73,40 @@ def test_one_step_lowers_the_loss(compiled):
     assert losses[2] < losses[0], losses
 
 
+def test_balanced_class_weights_give_each_present_class_the_same_total_weight():
+    labels = np.array([0, 0, 0, 1, 5, 5], np.int32)
+    weights = train.class_weights(tiny_config(class_weighting="balanced"), labels)
+    np.testing.assert_allclose(weights[[0, 1, 5]] * [3, 1, 2], 2.0, rtol=1e-6)  # n / k = 6 / 3 per class
+    assert weights[[2, 3, 4, 6, 7]].tolist() == [0.0] * 5
+    assert weights[labels].mean() == pytest.approx(1.0)
+    assert train.class_weights(tiny_config(), labels) is None
+    with pytest.raises(ValueError, match="class_weighting"):
+        train.class_weights(tiny_config(class_weighting="inverse"), labels)
+
+
+def test_the_weighted_loss_is_the_mean_of_per_class_weighted_terms(compiled):
+    """The loss is linear in the class weights, equals the unweighted loss for weights of 1, and a class absent
+    from the batch contributes nothing: so it is mean_i(w[y_i] * loss_i)."""
+    config, _, state = compiled
+    x, _ = learnable_arrays(8, 40)
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
+    key = jax.random.PRNGKey(4)
+    model = models.create_model(config)
+
+    def loss(weights):
+        trainer = train.Trainer(config, model, train.make_mesh(), weights)
+        return float(trainer.step(jax.tree.map(lambda a: a.copy(), state), x, y, key)[1]["loss"])
+
+    e = np.eye(8, dtype=np.float32)
+    unweighted = loss(None)
+    assert loss(np.ones(8, np.float32)) == pytest.approx(unweighted, rel=1e-6)
+    per_class = [loss(e[c]) for c in range(4)]
+    assert sum(per_class) == pytest.approx(unweighted, rel=1e-5)
+    assert loss(e[0] * 2 + e[1] * 3) == pytest.approx(2 * per_class[0] + 3 * per_class[1], rel=1e-5)
+    assert loss(e[7]) == 0.0
+    assert min(per_class) > 0
+
+
 def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
     config, trainer, state = compiled
     x, y = learnable_arrays()
