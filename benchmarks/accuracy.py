@@ -32,6 +32,7 @@ CORPORA = ("ravdess", "savee", "crema_d", "tess")
 RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "seed-random": ("1: random 80/20", "configs/seed.py", ()),
     "small-random": ("1: random 80/20", "configs/small.py", ()),
+    "small-random-ema": ("1: random 80/20", "configs/small.py", ("--config.ema_decay=0.999",)),
     "default-random": ("1: random 80/20", "configs/default.py", ()),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",

@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.warmup_epochs = 0
     config.weight_decay = 0.0  # adamw only
     config.label_smoothing = 0.0
+    config.ema_decay = 0.0  # > 0: evaluate and checkpoint-select with an exponential moving average of the weights
     config.class_weighting = "none"  # or "balanced": loss weights inversely proportional to training class counts
     config.batch_size = 16
     config.epochs = 50

@@ -84,7 +84,7 @@ class Predictor:
     def from_workdir(cls, workdir: str | Path, which: str = "best") -> Predictor:
         """From the ``"best"`` (or ``"latest"``) checkpoint of a ``train.py`` workdir."""
         config, state, normalization, _ = train.restore(workdir, which)
-        return cls(config, {"params": state.params, "batch_stats": state.batch_stats}, normalization)
+        return cls(config, train.eval_variables(state), normalization)
 
     def _classify(self, windows: np.ndarray) -> np.ndarray:
         """(K, n_mfcc, frames) raw MFCC windows -> (K, C) probabilities."""

@@ -68,7 +68,9 @@ BEST_METRIC = "val_unweighted_accuracy"
 # features, the model, the optimizer state's structure, and the step -> epoch mapping (batch size).
 RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
                 "offset_frames", "window_frames", "normalization", "model", "widths", "residual", "pooling",
-                "hidden", "optimizer", "batch_size", "seed")
+                "hidden", "optimizer", "batch_size", "seed", "ema_decay")
+# Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
+_RESUME_DEFAULTS = {"ema_decay": 0.0}
 
 
 class TrainingError(RuntimeError):
@@ -84,10 +86,20 @@ class Interrupted(Exception):
 
 
 class TrainState(train_state.TrainState):
-    """step, params, opt_state (optax), plus BatchNorm ``batch_stats`` and the run's base PRNG key."""
+    """step, params, opt_state (optax), plus BatchNorm ``batch_stats``, the run's base PRNG key and, when
+    ``config.ema_decay`` > 0, ``ema``: an exponential moving average of {"params", "batch_stats"} (else None)."""
 
     batch_stats: Any
     rng: jax.Array
+    ema: Any = None
+
+
+def eval_variables(state: TrainState) -> dict[str, Any]:
+    """The variables evaluation and inference use: the weight average ``state.ema`` when the run keeps one,
+    else {"params", "batch_stats"}."""
+    if state.ema is not None:
+        return state.ema
+    return {"params": state.params, "batch_stats": state.batch_stats}
 
 
 def _is_primary() -> bool:
@@ -142,9 +154,22 @@ def create_train_state(config: ml_collections.ConfigDict, model: nn.Module, step
     init_key, run_key = jax.random.split(jax.random.PRNGKey(config.seed))
     dummy = jnp.zeros((1, config.n_mfcc, config.window_frames), jnp.float32)
     variables = jax.jit(functools.partial(model.init, train=False))(init_key, dummy)
+    ema = dict(variables) if config.get("ema_decay", 0.0) else None
     return TrainState.create(apply_fn=model.apply, params=variables["params"],
                              batch_stats=variables["batch_stats"], tx=make_optimizer(config, steps_per_epoch),
-                             rng=run_key)
+                             rng=run_key, ema=ema)
+
+
+def update_ema(decay: float, state: TrainState) -> TrainState:
+    """``state.ema`` moved towards the current variables: ``ema + (1 - d) (current - ema)`` with
+    ``d = min(decay, (1 + step) / (10 + step))`` (``step`` after the update), so the average is not held back by
+    the initial weights early in training. Unchanged when the state keeps no average."""
+    if state.ema is None:
+        return state
+    step = state.step.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    current = {"params": state.params, "batch_stats": state.batch_stats}
+    return state.replace(ema=jax.tree.map(lambda e, v: e + (1.0 - d) * (v - e), state.ema, current))
 
 
 def _augment_batch(config: ml_collections.ConfigDict, key: jax.Array, x: jnp.ndarray) -> jnp.ndarray:
@@ -200,7 +225,7 @@ def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding,
         return loss, (logits, updates["batch_stats"])
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    state = update_ema(config.get("ema_decay", 0.0), state.apply_gradients(grads=grads, batch_stats=batch_stats))
     return state, {"loss": loss, "accuracy": (logits.argmax(-1) == y).mean()}
 
 
@@ -382,7 +407,7 @@ def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays
     """Metrics of evaluation ``arrays`` (x: (N, K, n_mfcc, frames)); a clip's probabilities are the mean over
     its K windows."""
     x = arrays.x
-    probs = trainer.predict({"params": state.params, "batch_stats": state.batch_stats}, x.reshape(-1, *x.shape[2:]))
+    probs = trainer.predict(eval_variables(state), x.reshape(-1, *x.shape[2:]))
     probs = probs.reshape(*x.shape[:2], -1).mean(axis=1)
     return metrics.classification_metrics(arrays.y, probs, groups={"corpus": arrays.corpus})
 
@@ -436,6 +461,7 @@ def _check_compatible(saved: dict[str, Any], requested: dict[str, Any], workdir:
         return list(value) if isinstance(value, (tuple, list)) else value
 
     fields = [*RESUME_FIXED, "steps_per_epoch"]
+    saved, requested = {**_RESUME_DEFAULTS, **saved}, {**_RESUME_DEFAULTS, **requested}
     diffs = [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} now" for name in fields
              if norm(saved.get(name)) != norm(requested.get(name))]
     if diffs:

@@ -1,6 +1,7 @@
 """Training: a step learns, epochs are deterministic, host-fed = on-device, 2 devices = 1, resume =
 uninterrupted, a short run on the synthetic corpus gets well above chance, bfloat16 compute trains like
-float32 and keeps a float32 state, and readers of a workdir without checkpoints create nothing.
+float32 and keeps a float32 state, the weight average (``config.ema_decay``) is updated, checkpointed and
+evaluated, and readers of a workdir without checkpoints create nothing.
 
 The session fixtures (``synthetic_data_dir``, ``trained_workdir``, ...) live in tests/conftest.py.
 """
@@ -105,6 +106,48 @@ def test_the_weighted_loss_is_the_mean_of_per_class_weighted_terms(compiled):
     assert loss(e[0] * 2 + e[1] * 3) == pytest.approx(2 * per_class[0] + 3 * per_class[1], rel=1e-5)
     assert loss(e[7]) == 0.0
     assert min(per_class) > 0
+
+
+def test_the_weight_average_follows_the_formula_inside_the_jitted_step():
+    config = tiny_config(ema_decay=0.5)
+    trainer, state = _trainer(config)
+    assert train.create_train_state(tiny_config(), trainer.model, 8).ema is None  # off by default
+    before = [np.asarray(v) for v in jax.tree.leaves(state.ema)]
+    x, y = learnable_arrays(8, 40)
+    key = jax.random.PRNGKey(1)
+    for step in (1, 2):
+        state, _ = trainer.step(state, x, y, key)
+        d = min(0.5, (1 + step) / (10 + step))  # step 1: 2/11 (warm-up), step 2: 3/12 (still below 0.5)
+        current = [np.asarray(v) for v in jax.tree.leaves(train.eval_variables(state.replace(ema=None)))]
+        expected = [e + (1 - d) * (c - e) for e, c in zip(before, current)]
+        got = [np.asarray(v) for v in jax.tree.leaves(state.ema)]
+        for u, v in zip(got, expected):
+            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+        before = got
+    assert max(np.abs(u - v).max() for u, v in zip(got, current)) > 0  # an average, not a copy
+    assert train.eval_variables(state) is state.ema
+
+
+def test_a_weight_averaged_run_checkpoints_and_evaluates_its_average(tmp_path, synthetic_data_dir,
+                                                                    compilation_cache):
+    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32,
+                         epochs=1, ema_decay=0.9)
+    test = train.train_and_evaluate(config, tmp_path / "ema")
+    _, state, _, _ = train.restore(tmp_path / "ema")
+    assert jax.tree.structure(state.ema) == jax.tree.structure(train.eval_variables(state.replace(ema=None)))
+    assert train.evaluate_checkpoint(tmp_path / "ema")["accuracy"] == test["accuracy"]
+    # The average is part of the resumable state: switching it on or off needs another workdir.
+    config.epochs, config.ema_decay = 2, 0.0
+    with pytest.raises(train.TrainingError, match="ema_decay: 0.9 there, 0.0 now"):
+        train.train_and_evaluate(config, tmp_path / "ema")
+
+
+def test_checkpoints_from_before_the_weight_average_resume_without_one(tmp_path):
+    saved = {k: v for k, v in tiny_config().to_dict().items() if k != "ema_decay"}
+    saved["steps_per_epoch"] = 8
+    train._check_compatible(saved, {**tiny_config().to_dict(), "steps_per_epoch": 8}, tmp_path, 8)
+    with pytest.raises(train.TrainingError, match="ema_decay: 0.0 there, 0.999 now"):
+        train._check_compatible(saved, {**tiny_config(ema_decay=0.999).to_dict(), "steps_per_epoch": 8}, tmp_path, 8)
 
 
 def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
