@@ -37,8 +37,7 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30")),
-    "default-speaker-balanced": ("2: speaker-independent", "configs/default.py",
-                                 ("--config.protocol=speaker", "--config.epochs=30", "--config.class_weighting=balanced")),
+    "default-speaker-balanced": ("2: speaker-independent", "configs/speaker.py", ()),
     **{
         f"default-loco-{held_out}": (
             f"3: leave {held_out} out", "configs/default.py",

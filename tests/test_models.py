@@ -1,4 +1,4 @@
-"""Models: the reference's exact size, the im2col convolution, any-length CNN, mixed precision."""
+"""Models: the reference's exact size, every config's model size, the im2col convolution, any-length CNN, mixed precision."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def test_seed_cnn_has_the_reference_size():
     assert _count(variables) == 56_040
     # Flatten sees 1 x 13 x 32 = 416 values, as in the reference.
     assert variables["params"]["Dense_0"]["kernel"].shape == (416, 64)
+
+
+@pytest.mark.parametrize("name, params", [("seed", 55_656), ("demo", None), ("small", 55_320), ("medium", 131_320),
+                                          ("default", 131_320), ("speaker", 131_320)])
+def test_every_config_builds_its_model_with_the_documented_size(name, params):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the configs/ package
+    config = importlib.import_module(f"configs.{name}").get_config()
+    shapes = jax.eval_shape(lambda: models.create_model(config).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, config.n_mfcc, config.window_frames)), train=False))
+    assert set(shapes) == {"params", "batch_stats"}
+    if params is not None:  # the counts BENCHMARKS.md and the configs' docstrings state
+        assert _count(shapes["params"]) == params
 
 
 def _variables(model: nn.Module, x: jnp.ndarray) -> dict:
