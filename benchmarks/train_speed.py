@@ -95,8 +95,11 @@ def worker_jax(path: str, steps: int, epochs: int, batch_size: int) -> dict[str,
             raise RuntimeError(f"{path}: non-finite loss in epoch {epoch}")
     result = {"epoch_seconds": times[1:], "warmup_seconds": times[0], "examples_per_epoch": steps * batch_size,
               "devices": [str(d) for d in jax.devices()]}
-    if not config.data_on_device:  # the compiled step (one batch); the scanned epoch is a loop of it
-        result["train_flops_per_example"] = _flops(trainer.step) / batch_size
+    if not config.data_on_device:  # one compiled step (one batch); both paths scan it
+        xb = jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype, sharding=trainer.batch_sharding)
+        yb = jax.ShapeDtypeStruct((batch_size,), y.dtype, sharding=trainer.batch_sharding)
+        step = trainer.step.lower(state, xb, yb, jax.random.PRNGKey(0)).compile()
+        result["train_flops_per_example"] = _flops(step) / batch_size
     return result
 
 

@@ -53,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.mixup_alpha = 0.0  # > 0: mixup with Beta(alpha, alpha) weights
     # Execution.
     config.data_on_device = True  # False: host-fed batches (same results, for data that does not fit)
+    config.host_chunk_steps = 16  # host-fed: batches gathered on the host per jitted call (a scan over them)
     config.eval_batch_size = 256
     config.seed = 0
     return config

@@ -157,11 +157,16 @@ def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
     a, history = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 3)
     b, _ = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 3)
     host, host_history = trainer.train_epoch(copy(state), (x, y), 3)
+    chunked = train.Trainer(tiny_config(host_chunk_steps=3), trainer.model, trainer.mesh)  # chunks of 3, 3, 2 steps
+    assert chunked._chunk_sizes(len(x)) == [3, 3, 2]
+    host3, host3_history = chunked.train_epoch(copy(state), (x, y), 3)
     assert history["loss"].shape == (len(x) // config.batch_size,)
-    for u, v, w in zip(_leaves(a), _leaves(b), _leaves(host)):
+    for u, v, w, z in zip(_leaves(a), _leaves(b), _leaves(host), _leaves(host3)):
         np.testing.assert_array_equal(u, v)
         np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(u, z, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(history["loss"], host_history["loss"], rtol=1e-4)
+    np.testing.assert_allclose(history["loss"], host3_history["loss"], rtol=1e-4)
     other, _ = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 4)
     assert any(not np.array_equal(u, v) for u, v in zip(_leaves(a), _leaves(other)))
 
