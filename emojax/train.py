@@ -74,6 +74,8 @@ RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validat
                 "hidden", "optimizer", "batch_size", "seed", "ema_decay")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0}
+# The TrainState fields of those checkpoints (no ``ema``).
+_FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 
 
 class TrainingError(RuntimeError):
@@ -407,6 +409,18 @@ def _first_good(manager: ocp.CheckpointManager, steps: list[int], load: Any) -> 
                         f"{', '.join(map(str, damaged))}); move that directory aside to train from scratch")
 
 
+def _restore_state(manager: ocp.CheckpointManager, step: int, target: TrainState, saved_config: dict[str, Any]
+                   ) -> TrainState:
+    """The state of checkpoint ``step``, restored into ``target``'s structure. A checkpoint written before
+    ``TrainState`` had ``ema`` (its config has no ``ema_decay``) holds the other fields only; it restores with
+    ``ema=None``."""
+    if "ema_decay" in saved_config:
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+    fields = {name: getattr(target, name) for name in _FIELDS_BEFORE_EMA}
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(fields)))["state"]
+    return target.replace(**restored)
+
+
 def restore(workdir: str | Path, which: str = "best"
             ) -> tuple[ml_collections.ConfigDict, TrainState, input_pipeline.Normalization, int]:
     """The config, state and normalisation of a training run's ``"best"`` or ``"latest"`` checkpoint; when
@@ -430,8 +444,7 @@ def restore(workdir: str | Path, which: str = "best"
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), jax.eval_shape(
             lambda: create_train_state(config, models.create_model(config), steps_per_epoch)))
-        state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
-        return config, state, meta["normalization"]
+        return config, _restore_state(manager, step, target, meta["config"]), meta["normalization"]
 
     others = sorted((s for s in manager.all_steps() if s != preferred), reverse=True)
     step, (config, state, normalization) = _first_good(manager, [preferred, *others], load)
@@ -518,7 +531,7 @@ def _resume(manager: ocp.CheckpointManager, workdir: Path, state: TrainState, sa
     def load(step: int) -> TrainState:
         old = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
         _check_compatible(old, saved_config, workdir, step)
-        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(state)))["state"]
+        return _restore_state(manager, step, state, old)
 
     step, state = _first_good(manager, steps, load)
     for bad in steps:

@@ -142,12 +142,35 @@ def test_a_weight_averaged_run_checkpoints_and_evaluates_its_average(tmp_path, s
         train.train_and_evaluate(config, tmp_path / "ema")
 
 
-def test_checkpoints_from_before_the_weight_average_resume_without_one(tmp_path):
-    saved = {k: v for k, v in tiny_config().to_dict().items() if k != "ema_decay"}
-    saved["steps_per_epoch"] = 8
-    train._check_compatible(saved, {**tiny_config().to_dict(), "steps_per_epoch": 8}, tmp_path, 8)
+def test_checkpoints_from_before_the_weight_average_restore_and_resume(tmp_path, synthetic_data_dir,
+                                                                        compilation_cache):
+    """Workdirs of earlier versions (TrainState without ``ema``, config without ``ema_decay``) still evaluate and
+    resume; asking them for a weight average is refused."""
+    import orbax.checkpoint as ocp
+
+    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32,
+                         epochs=1, schedule="constant", warmup_epochs=0)
+    train.train_and_evaluate(config, tmp_path / "new")
+    _, state, normalization, step = train.restore(tmp_path / "new", "latest")
+    saved = train.checkpoint_manager(tmp_path / "new").restore(
+        step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    old = train.checkpoint_manager(tmp_path / "old", writer=True)  # written as before ``ema`` existed
+    old.save(step, metrics={train.BEST_METRIC: 0.5}, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({name: getattr(state, name) for name in train._FIELDS_BEFORE_EMA}),
+        normalization=ocp.args.StandardSave(normalization.to_dict()),
+        config=ocp.args.JsonSave({k: v for k, v in saved.items() if k != "ema_decay"})))
+    old.wait_until_finished()
+    old.close()
+    _, restored, _, _ = train.restore(tmp_path / "old", "latest")
+    assert restored.ema is None and int(restored.step) == step
+    for u, v in zip(_leaves(state), _leaves(restored)):
+        np.testing.assert_array_equal(u, v)
+    config.epochs = 2
+    train.train_and_evaluate(config, tmp_path / "old")  # resumes from the old checkpoint
+    assert int(train.restore(tmp_path / "old", "latest")[1].step) == 2 * step
+    config.epochs, config.ema_decay = 3, 0.999
     with pytest.raises(train.TrainingError, match="ema_decay: 0.0 there, 0.999 now"):
-        train._check_compatible(saved, {**tiny_config(ema_decay=0.999).to_dict(), "steps_per_epoch": 8}, tmp_path, 8)
+        train.train_and_evaluate(config, tmp_path / "old")
 
 
 def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
