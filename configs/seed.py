@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.crop_shift_frames = 0  # training crops shifted by up to this many frames; 0 = fixed window
     config.test_crops = 1  # evaluation: mean of the predictions of this many windows over the crops' range
     config.normalization = "per_position"  # or "per_coefficient"
+    config.utterance_normalization = "none"  # or "mean" / "mean_std": each clip over its own frames, first
     # Model.
     config.model = "seed_cnn"  # or "cnn" (models.CNN: the fields below)
     config.dropout_rate = 0.2

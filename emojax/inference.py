@@ -9,7 +9,8 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
   1.13 s for the reference windows; rare in the corpora) is taken from its first frame instead, so that the
   window holds its audio;
 - a longer recording is cut into windows of ``window_frames`` frames (2.5 s) every half window, the last
-  one aligned to the end; each window's MFCC is computed from its own samples, in chunks of
+  one aligned to the end; each window's MFCC (and its per-utterance normalisation, if the config asks for
+  one) is computed from its own samples, in chunks of
   ``CHUNK_WINDOWS`` windows, so feature and model memory stay bounded however long the file is (only
   the 16 kHz samples are held whole: 230 MB per hour).
 
@@ -109,11 +110,12 @@ class Predictor:
         duration = len(audio) / rate
         windows: list[dict[str, Any]] = []
         offsets = input_pipeline.evaluation_offsets(c)
+        utterance = c.get("utterance_normalization", "none")
         if duration <= (offsets.max() + c.window_frames) * frame_seconds:
             mfcc = features.clip_mfccs([audio], rate)[0]
             if len(offsets) == 1 and mfcc.shape[1] < c.offset_frames + c.window_frames // 4:
                 offsets = np.array([0])
-            probs = self._classify(np.stack([input_pipeline.window(mfcc, int(o), c.window_frames, c.n_mfcc)
+            probs = self._classify(np.stack([input_pipeline.window(mfcc, int(o), c.window_frames, c.n_mfcc, utterance)
                                              for o in offsets]))
             spans = [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds)) for o in offsets]
         else:
@@ -126,7 +128,7 @@ class Predictor:
                 chunk = starts[first:first + CHUNK_WINDOWS]
                 mfccs = features.clip_mfccs([audio[s:s + size] for s in chunk], rate)
                 probs_list.append(self._classify(np.stack(
-                    [input_pipeline.window(m, 0, c.window_frames, c.n_mfcc) for m in mfccs])))
+                    [input_pipeline.window(m, 0, c.window_frames, c.n_mfcc, utterance) for m in mfccs])))
             probs = np.concatenate(probs_list)
             spans = [(s / rate, (s + size) / rate) for s in starts]
         for (start, end), p in zip(spans, probs):

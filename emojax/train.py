@@ -70,10 +70,10 @@ BEST_METRIC = "val_unweighted_accuracy"
 # Config fields a resumed run must share with its checkpoints: the data, its splits and classes, the
 # features, the model, the optimizer state's structure, and the step -> epoch mapping (batch size).
 RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
-                "offset_frames", "window_frames", "normalization", "model", "widths", "residual", "pooling",
-                "hidden", "optimizer", "batch_size", "seed", "ema_decay")
+                "offset_frames", "window_frames", "normalization", "utterance_normalization", "model", "widths",
+                "residual", "pooling", "hidden", "optimizer", "batch_size", "seed", "ema_decay")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
-_RESUME_DEFAULTS = {"ema_decay": 0.0}
+_RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none"}
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 

@@ -188,3 +188,22 @@ def test_test_crops_average_the_evaluation_windows(trained_workdir, synthetic_da
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert [w["start_seconds"] for w in result.windows] == pytest.approx(offsets * 512 / 44_100, abs=1e-6)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)
+
+
+def test_utterance_normalization_is_applied_to_recordings_as_in_training(trained_workdir, synthetic_data_dir):
+    """A config with per-utterance normalisation gets it at prediction time too: the clip's whole MFCC, then the
+    window, as ``input_pipeline.evaluation_windows`` does."""
+    from emojax import corpora, input_pipeline
+
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    c = predictor.config
+    c.utterance_normalization = "mean_std"
+    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    clip = next(synthetic.generate("test"))
+    index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
+    window = input_pipeline.window(stored["mfcc"][index], c.offset_frames, c.window_frames, c.n_mfcc, "mean_std")
+    plain = input_pipeline.window(stored["mfcc"][index], c.offset_frames, c.window_frames, c.n_mfcc)
+    assert not np.allclose(window, plain, atol=0.1)
+    result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], predictor._classify(window[None])[0],
+                               atol=1e-4)

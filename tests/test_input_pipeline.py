@@ -73,6 +73,31 @@ def test_window_slices_and_zero_pads():
     assert not input_pipeline.window(mfcc, 20, 5, 3).any()
 
 
+def test_utterance_normalization_uses_the_whole_clip():
+    rng = np.random.default_rng(0)
+    mfcc = rng.normal(0.0, 1.0, (40, 90)).astype(np.float32)
+    mfcc[:20] += np.linspace(-50, 50, 20, dtype=np.float32)[:, None]
+    mfcc[5] = 7.0  # a constant coefficient: no division by zero
+    np.testing.assert_array_equal(input_pipeline.utterance_normalize(mfcc, "none"), mfcc)
+    mean = input_pipeline.utterance_normalize(mfcc, "mean")
+    np.testing.assert_allclose(mean.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(mean.std(axis=1), mfcc.std(axis=1), rtol=1e-5)
+    both = input_pipeline.utterance_normalize(mfcc, "mean_std")
+    np.testing.assert_allclose(both.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.delete(both.std(axis=1), 5), 1.0, rtol=1e-4)
+    assert np.isfinite(both).all() and not both[5].any()
+    # A fixed channel response (a per-coefficient offset) and, with "mean_std", a per-coefficient gain cancel.
+    channel = rng.normal(0.0, 5.0, (40, 1)).astype(np.float32)
+    np.testing.assert_allclose(input_pipeline.utterance_normalize(mfcc + channel, "mean"), mean, atol=1e-4)
+    np.testing.assert_allclose(input_pipeline.utterance_normalize(3 * mfcc + channel, "mean_std"), both, atol=1e-4)
+    # Statistics over the whole clip and its first n_mfcc rows; the window is cut afterwards, zero-padded.
+    w = input_pipeline.window(mfcc, 80, 16, 25, "mean_std")
+    np.testing.assert_allclose(w[:, :10], input_pipeline.utterance_normalize(mfcc[:25], "mean_std")[:, 80:], atol=1e-6)
+    assert not w[:, 10:].any()
+    with pytest.raises(ValueError, match="config.utterance_normalization"):
+        input_pipeline.utterance_normalize(mfcc, "per_clip")
+
+
 @pytest.mark.parametrize("kind,shape", [("per_position", (25, 30)), ("per_coefficient", (25, 1))])
 def test_normalization_uses_training_statistics(kind, shape):
     rng = np.random.default_rng(0)
@@ -103,6 +128,10 @@ def test_prepare_widens_training_windows_for_crops():
     np.testing.assert_allclose(arrays["test"].x[:, 0], norm(raw))
     with pytest.raises(ValueError, match="crop_shift_frames=0"):
         input_pipeline.prepare(_config(crop_shift_frames=6), splits)
+    centred, _ = input_pipeline.prepare(_config(utterance_normalization="mean"), splits)
+    raw = input_pipeline.make_windows(splits["test"], 10, 64, 25, "mean")
+    np.testing.assert_allclose(centred["test"].x[:, 0], Normalization.fit(
+        input_pipeline.make_windows(splits["train"], 10, 64, 25, "mean"), "per_position")(raw), atol=1e-5)
 
 
 def test_evaluation_windows_spread_over_the_training_crops():
