@@ -35,6 +35,7 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "small-random-ema": ("1: random 80/20", "configs/small.py", ("--config.ema_decay=0.999",)),
     "small-random-mixup": ("1: random 80/20", "configs/small.py", ("--config.mixup_alpha=0.2",)),
     "small-random-cmvn": ("1: random 80/20", "configs/small.py", ("--config.utterance_normalization=mean_std",)),
+    "small-random-deltas": ("1: random 80/20", "configs/small.py", ("--config.deltas=2",)),
     "default-random": ("1: random 80/20", "configs/default.py", ()),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",

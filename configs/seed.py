@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.residual = True
     config.pooling = "stats"
     config.hidden = 128
+    config.deltas = 0  # "cnn" only: 1 adds the deltas of the MFCC window as an input channel, 2 also accelerations
     config.dtype = "float32"  # or "bfloat16" (mixed precision: bf16 compute, f32 params)
     # Optimisation.
     config.optimizer = "adam"  # "adam", "adamw" or "sgd" (momentum 0.9)

@@ -1,7 +1,8 @@
 """The emojax audio front end: audio loading and a pure ``jax.numpy`` MFCC pipeline.
 
 Everything here matches ``librosa`` 0.11 (same keyword names, defaults and output layouts): ``stft`` →
-``|·|**power`` → mel filterbank (``mel_filterbank``, ``melspectrogram``) → ``power_to_db`` → DCT (``mfcc``).
+``|·|**power`` → mel filterbank (``mel_filterbank``, ``melspectrogram``) → ``power_to_db`` → DCT (``mfcc``), and
+``delta`` (``librosa.feature.delta`` with ``mode="nearest"``).
 The window, the filterbank and the DCT matrix are built once per parameter set on the host in float64 (cached) and
 applied in float32; the signal path is float32 and runs under ``jax.jit``, ``jax.vmap`` and ``jax.grad``. Leading
 batch axes are allowed everywhere; the ``top_db`` floor is taken per clip (over the last two axes), never across
@@ -608,6 +609,31 @@ def mfcc(y: jax.Array | np.ndarray, *, sr: float = 22050, n_mfcc: int = 20, dct_
                center=center, pad_mode=pad_mode, power=float(power), top_db=None if top_db is None else float(top_db),
                log=True)
     return jnp.swapaxes(out, -1, -2)
+
+
+def delta(data: jax.Array | np.ndarray, *, width: int = 9, order: int = 1, axis: int = -1) -> jax.Array:
+    """Local derivative of ``data`` along ``axis`` (time), as ``librosa.feature.delta(..., mode="nearest")``.
+
+    A Savitzky-Golay filter of ``width`` frames (odd, >= 3) fitting a polynomial of degree ``order`` and taking
+    its ``order``-th derivative per frame; edges repeat the first / last frame. ``order=2`` is the acceleration
+    (computed directly, not as the delta of the delta). Works under ``jit``.
+
+    Args:
+      data: float array ``(..., frames, ...)``, e.g. MFCCs ``(..., n_mfcc, frames)``.
+    Returns:
+      float32 array of ``data``'s shape.
+    """
+    _check_positive_int(width=width, order=order)
+    if width < 3 or width % 2 == 0:
+        raise ValueError(f"width must be an odd integer >= 3, got {width}")
+    if order >= width:
+        raise ValueError(f"order must be smaller than width, got order={order}, width={width}")
+    coeffs = scipy.signal.savgol_coeffs(width, order, deriv=order, use="dot").astype(np.float32)
+    x = jnp.moveaxis(jnp.asarray(data, jnp.float32), axis, -1)
+    frames, half = x.shape[-1], width // 2
+    padded = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode="edge")
+    out = sum(float(c) * padded[..., k:k + frames] for k, c in enumerate(coeffs) if c != 0)
+    return jnp.moveaxis(out, -1, axis)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from emojax import features
 from emojax.labels import NUM_CLASSES
 
 # Keras defaults, which the reference used: Glorot-uniform kernels, BatchNorm momentum 0.99, epsilon 1e-3.
@@ -50,8 +51,8 @@ class Conv3x3(nn.Module):
         kernel = kernel.astype(self.dtype)
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         taps = [padded[:, i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
-        if channels == 1:  # im2col: one (B*H*W, 9) x (9, features) product
-            y = jnp.concatenate(taps, axis=-1).reshape(-1, 9) @ kernel.reshape(9, self.features)
+        if channels <= 3:  # im2col of a 1-3 channel input: one (B*H*W, 9 C_in) x (9 C_in, features) product
+            y = jnp.concatenate(taps, axis=-1).reshape(-1, 9 * channels) @ kernel.reshape(9 * channels, self.features)
         else:  # nine (B*H*W, C_in) x (C_in, features) products, summed: no 9x patch copy
             y = sum(tap.reshape(-1, channels) @ kernel[t // 3, t % 3] for t, tap in enumerate(taps))
         y = y.reshape(batch, height, width, self.features)
@@ -151,8 +152,9 @@ class ConvBlock(nn.Module):
 class CNN(nn.Module):
     """Configurable CNN: ``ConvBlock`` per entry of ``widths``, then a head.
 
-    ``pooling="stats"`` averages over frequency and takes the mean and standard deviation over time
-    (any number of frames works); ``"flatten"`` flattens (fixed input size, like ``SeedCNN``).
+    ``deltas`` (0, 1 or 2) adds the window's deltas (``features.delta`` over time, width 9) and, with 2, its
+    accelerations as input channels. ``pooling="stats"`` averages over frequency and takes the mean and standard
+    deviation over time (any number of frames works); ``"flatten"`` flattens (fixed input size, like ``SeedCNN``).
     Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``.
     """
 
@@ -161,13 +163,18 @@ class CNN(nn.Module):
     pooling: str = "stats"
     hidden: int = 128
     dropout_rate: float = 0.2
+    deltas: int = 0
     num_classes: int = NUM_CLASSES
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
         """x: (B, H, W[, 1]) -> logits (B, num_classes) float32."""
-        x = _nhwc(x, self.dtype)
+        if self.deltas not in (0, 1, 2):
+            raise ValueError(f"deltas must be 0, 1 or 2, got {self.deltas}")
+        x = _nhwc(x, jnp.float32)
+        x = jnp.concatenate([x, *(features.delta(x, order=k, axis=2) for k in range(1, self.deltas + 1))], axis=-1)
+        x = x.astype(self.dtype)
         for width in self.widths:
             x = ConvBlock(width, self.residual, self.dropout_rate, self.dtype)(x, train=train)
         if self.pooling == "stats":
@@ -188,9 +195,13 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(config.dtype)
     if dtype is None:
         raise ValueError(f"config.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
+    deltas = config.get("deltas", 0)
     if config.model == "seed_cnn":
+        if deltas:
+            raise ValueError("the reference network (config.model='seed_cnn') takes MFCCs only; set config.deltas=0 "
+                             "or config.model='cnn'")
         return SeedCNN(dropout_rate=config.dropout_rate, dtype=dtype)
     if config.model == "cnn":
         return CNN(widths=tuple(config.widths), residual=config.residual, pooling=config.pooling,
-                   hidden=config.hidden, dropout_rate=config.dropout_rate, dtype=dtype)
+                   hidden=config.hidden, dropout_rate=config.dropout_rate, deltas=deltas, dtype=dtype)
     raise ValueError(f"unknown config.model {config.model!r}; use 'seed_cnn' or 'cnn'")

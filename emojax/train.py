@@ -71,9 +71,9 @@ BEST_METRIC = "val_unweighted_accuracy"
 # features, the model, the optimizer state's structure, and the step -> epoch mapping (batch size).
 RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
                 "offset_frames", "window_frames", "normalization", "utterance_normalization", "model", "widths",
-                "residual", "pooling", "hidden", "optimizer", "batch_size", "seed", "ema_decay")
+                "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size", "seed", "ema_decay")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
-_RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none"}
+_RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "deltas": 0}
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 

@@ -322,3 +322,22 @@ def test_clip_mfccs_float_input_and_44k_rate() -> None:
     want = np.asarray(features.mfcc(y, **features.FRONT_END))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
     assert got.shape == (40, 1 + 44100 // 512)
+
+
+@pytest.mark.parametrize("width, order", [(9, 1), (9, 2), (5, 1), (3, 2)])
+def test_delta_matches_librosa(width: int, order: int) -> None:
+    data = np.random.default_rng(order).normal(size=(2, 25, 60)).astype(np.float32).cumsum(axis=-1)
+    want = librosa.feature.delta(data, width=width, order=order, mode="nearest")
+    got = jax.jit(lambda d: features.delta(d, width=width, order=order))(data)
+    _assert_close(np.asarray(got), want, f"delta(width={width}, order={order})")
+    # Any axis: time first.
+    np.testing.assert_allclose(features.delta(np.swapaxes(data, 1, 2), width=width, order=order, axis=1),
+                               np.swapaxes(want, 1, 2), rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(width=4), "odd integer >= 3"), (dict(width=1), "odd integer"),
+                                             (dict(order=0), "order must be a positive integer"),
+                                             (dict(width=3, order=3), "order must be smaller than width")])
+def test_delta_rejects_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        features.delta(np.zeros((3, 20), np.float32), **kwargs)

@@ -50,10 +50,11 @@ def _variables(model: nn.Module, x: jnp.ndarray) -> dict:
     return {"params": params, "batch_stats": jax.tree.map(lambda s: jnp.ones(s.shape), shapes["batch_stats"])}
 
 
-def test_conv3x3_equals_flax_conv():
-    x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 11, 5))
+@pytest.mark.parametrize("channels", [1, 3, 5])  # im2col (1-3 input channels) and per-tap products
+def test_conv3x3_equals_flax_conv(channels):
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 11, channels))
     rng = np.random.default_rng(0)
-    params = {"params": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 5, 6)), jnp.float32),
+    params = {"params": {"kernel": jnp.asarray(rng.normal(size=(3, 3, channels, 6)), jnp.float32),
                          "bias": jnp.asarray(rng.normal(size=(6,)), jnp.float32)}}
     reference = nn.Conv(6, (3, 3), padding="SAME").apply(params, x)
     np.testing.assert_allclose(models.Conv3x3(6).apply(params, x), reference, rtol=1e-4, atol=1e-4)
@@ -79,6 +80,26 @@ def test_cnn_takes_any_number_of_frames():
         assert logits.shape == (3, 8) and bool(jnp.isfinite(logits).all())
 
 
+def test_deltas_are_extra_input_channels():
+    """``deltas=2``: the first convolution sees the window, its deltas and accelerations (2 x 9 x 8 more weights);
+    a window constant over time has zero deltas, so its logits equal those of the same weights' MFCC channel alone."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 25, 40)), jnp.float32)
+    plain = models.CNN(widths=(8, 16), residual=False, hidden=16)
+    both = models.CNN(widths=(8, 16), residual=False, hidden=16, deltas=2)
+    v_plain, v_both = _variables(plain, x), _variables(both, x)
+    assert _count(v_both["params"]) - _count(v_plain["params"]) == 2 * 9 * 8
+    first = v_both["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"]
+    assert first.shape == (3, 3, 3, 8)
+    # The same weights as the plain model, plus random ones for the delta channels.
+    v_both = jax.tree.map(lambda a: a, v_plain)
+    v_both["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"] = first.at[:, :, :1].set(
+        v_plain["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"])
+    constant = jnp.broadcast_to(x[:, :, :1], x.shape)
+    np.testing.assert_allclose(both.apply(v_both, constant, train=False), plain.apply(v_plain, constant, train=False),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(both.apply(v_both, x, train=False), plain.apply(v_plain, x, train=False), atol=1e-3)
+
+
 def _config(**overrides) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(dict(model="cnn", dtype="float32", dropout_rate=0.1, widths=(8, 8),
                                             residual=True, pooling="stats", hidden=16))
@@ -98,8 +119,11 @@ def test_bfloat16_computes_in_bf16_with_float32_params():
 
 @pytest.mark.parametrize("field,value,message", [("model", "vit", "unknown config.model"),
                                                  ("dtype", "float16", "config.dtype must be"),
-                                                 ("pooling", "max", "unknown pooling")])
+                                                 ("pooling", "max", "unknown pooling"),
+                                                 ("deltas", 3, "deltas must be 0, 1 or 2")])
 def test_bad_config_says_what_is_wrong(field, value, message):
     with pytest.raises(ValueError, match=message):
         model = models.create_model(_config(**{field: value}))
         jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 25, 64)), train=False))
+    with pytest.raises(ValueError, match="config.deltas=0"):
+        models.create_model(_config(model="seed_cnn", deltas=1))
