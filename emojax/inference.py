@@ -115,8 +115,7 @@ class Predictor:
             mfcc = features.clip_mfccs([audio], rate)[0]
             if len(offsets) == 1 and mfcc.shape[1] < c.offset_frames + c.window_frames // 4:
                 offsets = np.array([0])
-            probs = self._classify(np.stack([input_pipeline.window(mfcc, int(o), c.window_frames, c.n_mfcc, utterance)
-                                             for o in offsets]))
+            probs = self._classify(input_pipeline.crop_windows(mfcc, offsets, c.window_frames, c.n_mfcc, utterance))
             spans = [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds)) for o in offsets]
         else:
             size = int(round(c.window_frames * frame_seconds * rate))
@@ -127,8 +126,8 @@ class Predictor:
             for first in range(0, len(starts), CHUNK_WINDOWS):
                 chunk = starts[first:first + CHUNK_WINDOWS]
                 mfccs = features.clip_mfccs([audio[s:s + size] for s in chunk], rate)
-                probs_list.append(self._classify(np.stack(
-                    [input_pipeline.window(m, 0, c.window_frames, c.n_mfcc, utterance) for m in mfccs])))
+                probs_list.append(self._classify(np.concatenate(
+                    [input_pipeline.crop_windows(m, [0], c.window_frames, c.n_mfcc, utterance) for m in mfccs])))
             probs = np.concatenate(probs_list)
             spans = [(s / rate, (s + size) / rate) for s in starts]
         for (start, end), p in zip(spans, probs):

@@ -2,9 +2,9 @@
 
 Data path: ``corpora.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz,
 hop 512, so frame t is centred at t * 512 / 44100 s) -> ``Corpus`` (host numpy) -> ``load_splits`` (the
-protocol: ``random`` or ``speaker``) -> ``window`` / ``make_windows`` (fixed-size (coefficients, frames)
-windows, optionally normalised per utterance first) -> ``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the
-device once.
+protocol: ``random`` or ``speaker``) -> ``crop_windows`` / ``make_windows`` (fixed-size (coefficients, frames)
+windows, optionally normalised per utterance first) -> ``Normalization`` fitted on training windows only ->
+float32 arrays the trainer puts on the device once.
 
 Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s into each clip; here a
 window is the frames ``[offset, offset + frames)`` of the full-clip MFCC (0.5 s = frame 43, 2.5 s = 216
@@ -171,25 +171,29 @@ def utterance_normalize(mfcc: np.ndarray, kind: str) -> np.ndarray:
     return centred / np.maximum(centred.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32)
 
 
-def window(mfcc: np.ndarray, offset: int, frames: int, n_mfcc: int, utterance: str = "none") -> np.ndarray:
-    """Frames ``[offset, offset + frames)`` of the first ``n_mfcc`` rows of ``mfcc`` (40, T), after
-    ``utterance_normalize(mfcc[:n_mfcc], utterance)`` over the whole clip.
+def crop_windows(mfcc: np.ndarray, offsets: Sequence[int], frames: int, n_mfcc: int,
+                 utterance: str = "none") -> np.ndarray:
+    """Windows of frames ``[offset, offset + frames)`` of the first ``n_mfcc`` rows of one clip's ``mfcc``
+    (40, T), one per offset, after ``utterance_normalize(mfcc[:n_mfcc], utterance)`` over the whole clip (once).
 
-    Returns (n_mfcc, frames) float32; frames outside the clip (offset may be negative) are zeros.
+    Returns (K, n_mfcc, frames) float32, K = len(offsets); frames outside the clip (an offset may be negative)
+    are zeros.
     """
     mfcc = utterance_normalize(mfcc[:n_mfcc], utterance)
-    out = np.zeros((n_mfcc, frames), np.float32)
-    start, stop = max(offset, 0), min(offset + frames, mfcc.shape[1])
-    if stop > start:
-        out[:, start - offset:stop - offset] = mfcc[:, start:stop]
+    out = np.zeros((len(offsets), n_mfcc, frames), np.float32)
+    for k, offset in enumerate(map(int, offsets)):
+        start, stop = max(offset, 0), min(offset + frames, mfcc.shape[1])
+        if stop > start:
+            out[k, :, start - offset:stop - offset] = mfcc[:, start:stop]
     return out
 
 
-def make_windows(corpus: Corpus, offset: int, frames: int, n_mfcc: int, utterance: str = "none") -> np.ndarray:
-    """``window`` of every clip: (N, n_mfcc, frames) float32."""
-    out = np.zeros((len(corpus), n_mfcc, frames), np.float32)
+def make_windows(corpus: Corpus, offsets: Sequence[int], frames: int, n_mfcc: int,
+                 utterance: str = "none") -> np.ndarray:
+    """``crop_windows`` of every clip: (N, K, n_mfcc, frames) float32, K = len(offsets)."""
+    out = np.zeros((len(corpus), len(offsets), n_mfcc, frames), np.float32)
     for i, mfcc in enumerate(corpus.mfcc):
-        out[i] = window(mfcc, offset, frames, n_mfcc, utterance)
+        out[i] = crop_windows(mfcc, offsets, frames, n_mfcc, utterance)
     return out
 
 
@@ -208,9 +212,8 @@ def evaluation_offsets(config: ml_collections.ConfigDict) -> np.ndarray:
 def evaluation_windows(corpus: Corpus, config: ml_collections.ConfigDict) -> np.ndarray:
     """The evaluation windows of every clip (predictions average over them): (N, K, n_mfcc, window_frames)
     float32, K = ``config.test_crops`` at ``evaluation_offsets(config)``."""
-    return np.stack([make_windows(corpus, int(offset), config.window_frames, config.n_mfcc,
-                                  config.get("utterance_normalization", "none"))
-                     for offset in evaluation_offsets(config)], axis=1)
+    return make_windows(corpus, evaluation_offsets(config), config.window_frames, config.n_mfcc,
+                        config.get("utterance_normalization", "none"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,8 +279,8 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tup
     if shift and config.normalization == "per_position":
         raise ValueError("per_position normalization needs fixed windows; set config.crop_shift_frames=0 "
                          "or config.normalization='per_coefficient'")
-    train_windows = make_windows(splits["train"], offset - shift, frames + 2 * shift, n_mfcc,
-                                 config.get("utterance_normalization", "none"))
+    train_windows = make_windows(splits["train"], [offset - shift], frames + 2 * shift, n_mfcc,
+                                 config.get("utterance_normalization", "none"))[:, 0]
     fit_on = train_windows[:, :, shift:shift + frames] if shift else train_windows
     normalization = Normalization.fit(fit_on, config.normalization)
     arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),

@@ -132,8 +132,8 @@ def test_a_corpus_clip_gets_the_training_window(trained_workdir, synthetic_data_
     index = [i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)]
     assert len(index) == 1, "the stored test split should hold the generated clip once"
     c = predictor.config
-    expected = predictor._classify(input_pipeline.window(stored["mfcc"][index[0]], c.offset_frames,
-                                                         c.window_frames, c.n_mfcc)[None])[0]
+    expected = predictor._classify(input_pipeline.crop_windows(stored["mfcc"][index[0]], [c.offset_frames],
+                                                               c.window_frames, c.n_mfcc))[0]
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert len(result.windows) == 1 and result.windows[0]["start_seconds"] == pytest.approx(0.5, abs=0.01)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)
@@ -183,7 +183,7 @@ def test_test_crops_average_the_evaluation_windows(trained_workdir, synthetic_da
     clip = next(synthetic.generate("test"))
     index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
     offsets = input_pipeline.evaluation_offsets(c)
-    windows = np.stack([input_pipeline.window(stored["mfcc"][index], int(o), c.window_frames, c.n_mfcc) for o in offsets])
+    windows = input_pipeline.crop_windows(stored["mfcc"][index], offsets, c.window_frames, c.n_mfcc)
     expected = predictor._classify(windows).mean(axis=0)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert [w["start_seconds"] for w in result.windows] == pytest.approx(offsets * 512 / 44_100, abs=1e-6)
@@ -201,9 +201,10 @@ def test_utterance_normalization_is_applied_to_recordings_as_in_training(trained
     stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
     clip = next(synthetic.generate("test"))
     index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
-    window = input_pipeline.window(stored["mfcc"][index], c.offset_frames, c.window_frames, c.n_mfcc, "mean_std")
-    plain = input_pipeline.window(stored["mfcc"][index], c.offset_frames, c.window_frames, c.n_mfcc)
+    window = input_pipeline.crop_windows(stored["mfcc"][index], [c.offset_frames], c.window_frames, c.n_mfcc,
+                                         "mean_std")
+    plain = input_pipeline.crop_windows(stored["mfcc"][index], [c.offset_frames], c.window_frames, c.n_mfcc)
     assert not np.allclose(window, plain, atol=0.1)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
-    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], predictor._classify(window[None])[0],
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], predictor._classify(window)[0],
                                atol=1e-4)

@@ -61,16 +61,17 @@ def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
         input_pipeline.leave_one_corpus_out(config, parts.__getitem__)
 
 
-def test_window_slices_and_zero_pads():
+def test_crop_windows_slice_and_zero_pad():
     mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
-    w = input_pipeline.window(mfcc, 4, 8, 25)
-    assert w.shape == (25, 8)
-    np.testing.assert_array_equal(w[:, :6], mfcc[:25, 4:10])
-    assert not w[:, 6:].any()
-    early = input_pipeline.window(mfcc, -2, 4, 3)
+    w = input_pipeline.crop_windows(mfcc, [4], 8, 25)
+    assert w.shape == (1, 25, 8)
+    np.testing.assert_array_equal(w[0, :, :6], mfcc[:25, 4:10])
+    assert not w[0, :, 6:].any()
+    early, inside, late = input_pipeline.crop_windows(mfcc, np.array([-2, 3, 20]), 4, 3)
     assert not early[:, :2].any()
     np.testing.assert_array_equal(early[:, 2:], mfcc[:3, :2])
-    assert not input_pipeline.window(mfcc, 20, 5, 3).any()
+    np.testing.assert_array_equal(inside, mfcc[:3, 3:7])
+    assert not late.any()
 
 
 def test_utterance_normalization_uses_the_whole_clip():
@@ -91,9 +92,11 @@ def test_utterance_normalization_uses_the_whole_clip():
     np.testing.assert_allclose(input_pipeline.utterance_normalize(mfcc + channel, "mean"), mean, atol=1e-4)
     np.testing.assert_allclose(input_pipeline.utterance_normalize(3 * mfcc + channel, "mean_std"), both, atol=1e-4)
     # Statistics over the whole clip and its first n_mfcc rows; the window is cut afterwards, zero-padded.
-    w = input_pipeline.window(mfcc, 80, 16, 25, "mean_std")
-    np.testing.assert_allclose(w[:, :10], input_pipeline.utterance_normalize(mfcc[:25], "mean_std")[:, 80:], atol=1e-6)
-    assert not w[:, 10:].any()
+    first, last = input_pipeline.crop_windows(mfcc, [0, 80], 16, 25, "mean_std")
+    normalized = input_pipeline.utterance_normalize(mfcc[:25], "mean_std")
+    np.testing.assert_allclose(first, normalized[:, :16], atol=1e-6)
+    np.testing.assert_allclose(last[:, :10], normalized[:, 80:], atol=1e-6)
+    assert not last[:, 10:].any()
     with pytest.raises(ValueError, match="config.utterance_normalization"):
         input_pipeline.utterance_normalize(mfcc, "per_clip")
 
@@ -124,14 +127,14 @@ def test_prepare_widens_training_windows_for_crops():
     assert arrays["train"].x.shape == (20, 25, 76)
     assert arrays["validation"].x.shape == (8, 1, 25, 64) and arrays["test"].x.shape == (8, 1, 25, 64)
     assert arrays["train"].y.dtype == np.int32
-    raw = input_pipeline.make_windows(splits["test"], 10, 64, 25)
-    np.testing.assert_allclose(arrays["test"].x[:, 0], norm(raw))
+    raw = input_pipeline.make_windows(splits["test"], [10], 64, 25)
+    np.testing.assert_allclose(arrays["test"].x, norm(raw))
     with pytest.raises(ValueError, match="crop_shift_frames=0"):
         input_pipeline.prepare(_config(crop_shift_frames=6), splits)
     centred, _ = input_pipeline.prepare(_config(utterance_normalization="mean"), splits)
-    raw = input_pipeline.make_windows(splits["test"], 10, 64, 25, "mean")
-    np.testing.assert_allclose(centred["test"].x[:, 0], Normalization.fit(
-        input_pipeline.make_windows(splits["train"], 10, 64, 25, "mean"), "per_position")(raw), atol=1e-5)
+    raw = input_pipeline.make_windows(splits["test"], [10], 64, 25, "mean")
+    np.testing.assert_allclose(centred["test"].x, Normalization.fit(
+        input_pipeline.make_windows(splits["train"], [10], 64, 25, "mean")[:, 0], "per_position")(raw), atol=1e-5)
 
 
 def test_evaluation_windows_spread_over_the_training_crops():
@@ -140,8 +143,9 @@ def test_evaluation_windows_spread_over_the_training_crops():
     np.testing.assert_array_equal(input_pipeline.evaluation_offsets(config), [4, 10, 16])
     windows = input_pipeline.evaluation_windows(corpus, config)
     assert windows.shape == (3, 3, 25, 64)
-    for k, offset in enumerate((4, 10, 16)):
-        np.testing.assert_array_equal(windows[:, k], input_pipeline.make_windows(corpus, offset, 64, 25))
+    for i, mfcc in enumerate(corpus.mfcc):
+        for k, offset in enumerate((4, 10, 16)):
+            np.testing.assert_array_equal(windows[i, k], input_pipeline.crop_windows(mfcc, [offset], 64, 25)[0])
     np.testing.assert_array_equal(input_pipeline.evaluation_offsets(_config()), [10])
     with pytest.raises(ValueError, match="test_crops"):
         input_pipeline.evaluation_offsets(_config(test_crops=0))
