@@ -62,6 +62,11 @@ def evaluate(workdir: str, split: str) -> int:
     metrics.plot_confusion_matrix(result["confusion_matrix"], out / f"confusion_matrix{suffix}.png")
     print(f"{split}: accuracy {result['accuracy']:.4f}, unweighted accuracy {result['unweighted_accuracy']:.4f}, "
           f"macro F1 {result['macro_f1']:.4f} on {result['num_examples']} clips; wrote {out}", flush=True)
+    if "held_out_classes" in result:
+        held_out = result["held_out_classes"]
+        print(f"{split}, decision restricted to the held-out corpus's emotions ({', '.join(held_out['classes'])}): "
+              f"accuracy {held_out['accuracy']:.4f}, unweighted accuracy {held_out['unweighted_accuracy']:.4f}, "
+              f"macro F1 {held_out['macro_f1']:.4f}", flush=True)
     print(json.dumps(result), flush=True)
     return 0
 

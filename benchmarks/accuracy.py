@@ -110,22 +110,38 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def with_held_out_classes(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """``results`` with, after each leave-one-corpus-out run, a row of its test metrics with the decision
+    restricted to the held-out corpus's emotions (``held_out_classes`` in ``test_metrics.json``)."""
+    out = {}
+    for name, runs in results.items():
+        out[name] = runs
+        if all("held_out_classes" in r for r in runs):
+            classes = runs[0]["held_out_classes"]["classes"]
+            out[f"{name}, its {len(classes)} classes"] = [
+                {**r, **r["held_out_classes"], "protocol": f"{r['protocol']}, decision over its {len(classes)} emotions"}
+                for r in runs]
+    return out
+
+
 def confusion_tables(results: dict[str, list[dict]]) -> str:
     """Markdown confusion matrices (summed over seeds) of the leave-one-corpus-out runs: rows are the true
-    emotions the held-out corpus has, columns the predicted ones (all 8)."""
+    emotions the held-out corpus has, columns the predicted ones (all 8, or its own with the decision restricted
+    to them)."""
     out = []
     for name, runs in results.items():
         if "loco" not in name:
             continue
         matrix = np.sum([np.asarray(r["confusion_matrix"]) for r in runs], axis=0)
-        classes = runs[0]["class_names"]
-        rows = [i for i in range(len(classes)) if matrix[i].sum()]
+        names = runs[0]["class_names"]
+        columns = [names.index(c) for c in runs[0].get("classes", names)]
+        rows = [i for i in range(len(names)) if matrix[i].sum()]
         out += [f"\n{name} ({len(runs)} seed(s), {int(matrix.sum())} clips per seed x seeds; rows: true, "
-                "columns: predicted)\n", "| true \\ predicted | " + " | ".join(classes) + " | recall % |",
-                "|---|" + "---:|" * (len(classes) + 1)]
+                "columns: predicted)\n", "| true \\ predicted | " + " | ".join(names[j] for j in columns) + " | recall % |",
+                "|---|" + "---:|" * (len(columns) + 1)]
         for i in rows:
             recall = 100 * matrix[i, i] / matrix[i].sum()
-            out.append(f"| {classes[i]} | " + " | ".join(str(int(v)) for v in matrix[i]) + f" | {recall:.1f} |")
+            out.append(f"| {names[i]} | " + " | ".join(str(int(matrix[i, j])) for j in columns) + f" | {recall:.1f} |")
     return "\n".join(out)
 
 
@@ -149,6 +165,7 @@ def main() -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
     (args.runs / "results.json").write_text(json.dumps(results, indent=1))
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU, `{' '.join(sys.argv)}`\n")
+    results = with_held_out_classes(results)
     print(table(results))
     print(confusion_tables(results))
 

@@ -17,7 +17,8 @@ Random protocol (the reference's): a stratified random split of all examples of 
 stratified ``validation_fraction`` of the remaining 80 % is held out for model selection, so the test
 part is never looked at before the end. Speaker protocol: the builders' speaker-disjoint
 train/validation/test splits. Leave-one-corpus-out (``loco``): train and validate on the other corpora's
-train / validation splits, test on every example of ``config.test_corpus``.
+train / validation splits, test on every example of ``config.test_corpus``; its test metrics come twice, with
+all 8 classes and with the decision restricted to the emotions that corpus has (``held_out_classes``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Callable, Sequence
 
 import ml_collections
 import numpy as np
+
+from emojax.labels import CORPUS_EMOTIONS
 
 SPLITS = ("train", "validation", "test")
 _STR_FIELDS = ("speaker", "corpus", "gender", "file")
@@ -139,6 +142,14 @@ def leave_one_corpus_out(config: ml_collections.ConfigDict, load: Callable[[str]
                 np.flatnonzero(splits["validation"].corpus != config.test_corpus)),
             "test": everything.subset(np.flatnonzero(held_out))}
 
+
+
+def held_out_classes(config: ml_collections.ConfigDict) -> tuple[str, ...] | None:
+    """The emotions the test corpus has under the leave-one-corpus-out protocol (``labels.CORPUS_EMOTIONS``),
+    for test metrics restricted to them; None for the other protocols and for corpora without such a list."""
+    if config.protocol != "loco":
+        return None
+    return CORPUS_EMOTIONS.get(config.test_corpus)
 
 def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: float,
                     seed: int) -> dict[str, Corpus]:

@@ -58,6 +58,12 @@ TESS = {
     "sad": "sadness",
 }
 
+# The emotions each corpus has, in ``EMOTIONS`` order (CREMA-D lacks calm and surprise, SAVEE and TESS lack calm).
+CORPUS_EMOTIONS: dict[str, tuple[str, ...]] = {
+    name: tuple(e for e in EMOTIONS if e in codes.values())
+    for name, codes in (("ravdess", RAVDESS), ("savee", SAVEE), ("crema_d", CREMA_D), ("tess", TESS))
+}
+
 
 def index(emotion: str) -> int:
     """Integer label of an emojax emotion name; ``ValueError`` naming the valid ones otherwise."""

@@ -119,6 +119,18 @@ def classification_metrics(
     return result
 
 
+
+def restrict(probs: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Probabilities ``(N, C)`` renormalised over ``classes`` and zero elsewhere: the decision of the same
+    classifier when it is told which classes can occur (e.g. the emotions a held-out corpus has)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    keep = np.zeros(probs.shape[-1], dtype=bool)
+    keep[list(classes)] = True
+    if not keep.any():
+        raise ValueError("restrict needs at least one class to keep")
+    kept = np.where(keep, probs, 0.0)
+    return kept / np.maximum(kept.sum(axis=-1, keepdims=True), np.finfo(np.float64).tiny)
+
 def plot_confusion_matrix(
     confusion: Sequence[Sequence[int]] | np.ndarray,
     path: str | Path,

@@ -452,13 +452,21 @@ def restore(workdir: str | Path, which: str = "best"
     return config, state, input_pipeline.Normalization.from_dict(normalization), step
 
 
-def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays) -> dict[str, Any]:
+def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays,
+              classes: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Metrics of evaluation ``arrays`` (x: (N, K, n_mfcc, frames)); a clip's probabilities are the mean over
-    its K windows."""
+    its K windows. With ``classes`` (``input_pipeline.held_out_classes``), the metrics of the decision
+    restricted to them are added as ``held_out_classes``."""
     x = arrays.x
     probs = trainer.predict(eval_variables(state), x.reshape(-1, *x.shape[2:]))
     probs = probs.reshape(*x.shape[:2], -1).mean(axis=1)
-    return metrics.classification_metrics(arrays.y, probs, groups={"corpus": arrays.corpus})
+    groups = {"corpus": arrays.corpus}
+    result = metrics.classification_metrics(arrays.y, probs, groups=groups)
+    if classes is not None:
+        restricted = metrics.restrict(probs, [EMOTIONS.index(c) for c in classes])
+        result["held_out_classes"] = {"classes": list(classes),
+                                      **metrics.classification_metrics(arrays.y, restricted, groups=groups)}
+    return result
 
 
 def evaluate_checkpoint(workdir: str | Path, split: str = "test", which: str = "best") -> dict[str, Any]:
@@ -472,7 +480,8 @@ def evaluate_checkpoint(workdir: str | Path, split: str = "test", which: str = "
         normalization(input_pipeline.evaluation_windows(corpus, config)),
         corpus.label.astype(np.int32), corpus.corpus)
     trainer = Trainer(config, models.create_model(config), make_mesh())
-    result = _evaluate(trainer, trainer.place(state), arrays)
+    classes = input_pipeline.held_out_classes(config) if split == "test" else None
+    result = _evaluate(trainer, trainer.place(state), arrays, classes)
     return {**result, "checkpoint_step": step, "split": split}
 
 
@@ -783,11 +792,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
     if best is None:
         raise RuntimeError(f"no checkpoint was written in {workdir / CHECKPOINT_DIR} (config.epochs={config.epochs})")
     _, best_state, _, best = restore(workdir, "best")
-    test = _evaluate(trainer, trainer.place(best_state), arrays["test"])
+    test = _evaluate(trainer, trainer.place(best_state), arrays["test"], input_pipeline.held_out_classes(config))
     test["checkpoint_step"], test["num_parameters"] = best, n_params
     if primary:
         (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))
     _log(f"test (best checkpoint, step {best}): accuracy {test['accuracy']:.4f}"
          f" unweighted {test['unweighted_accuracy']:.4f} macro_f1 {test['macro_f1']:.4f} keras_precision {test['keras_precision']:.4f}"
          f" keras_recall {test['keras_recall']:.4f} (n={test['num_examples']})")
+    if "held_out_classes" in test:
+        held_out = test["held_out_classes"]
+        _log(f"test restricted to {config.test_corpus}'s emotions ({', '.join(held_out['classes'])}): accuracy "
+             f"{held_out['accuracy']:.4f} unweighted {held_out['unweighted_accuracy']:.4f}")
     return test

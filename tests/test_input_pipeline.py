@@ -8,6 +8,7 @@ import pytest
 
 from emojax import input_pipeline
 from emojax.input_pipeline import Corpus, Normalization
+from emojax.labels import EMOTIONS
 
 
 def _reference_labels() -> np.ndarray:
@@ -60,6 +61,19 @@ def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
     with pytest.raises(ValueError, match="test_corpus"):
         input_pipeline.leave_one_corpus_out(config, parts.__getitem__)
 
+
+
+def test_held_out_classes_are_the_test_corpus_emotions_under_loco_only():
+    config = ml_collections.ConfigDict({"protocol": "loco", "test_corpus": "crema_d"})
+    assert input_pipeline.held_out_classes(config) == ("neutral", "happiness", "sadness", "anger", "fear", "disgust")
+    config.test_corpus = "tess"
+    assert input_pipeline.held_out_classes(config) == tuple(e for e in EMOTIONS if e != "calm")
+    config.test_corpus = "ravdess"
+    assert input_pipeline.held_out_classes(config) == EMOTIONS
+    config.test_corpus = "synthetic_prosody"
+    assert input_pipeline.held_out_classes(config) is None
+    config.update({"protocol": "speaker", "test_corpus": "crema_d"})
+    assert input_pipeline.held_out_classes(config) is None
 
 def test_crop_windows_slice_and_zero_pad():
     mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)

@@ -69,6 +69,16 @@ def test_rejects_mismatched_shapes_and_labels():
         metrics.classification_metrics(np.array([0, 9]), np.ones((2, 8)) / 8)
 
 
+
+def test_restrict_renormalises_over_the_allowed_classes():
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.0, 0.0, 1.0]])
+    restricted = metrics.restrict(probs, [0, 1])
+    np.testing.assert_allclose(restricted, [[0.625, 0.375, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])
+    assert restricted[1].argmax() == 0  # the top class was not allowed: the best allowed one wins
+    np.testing.assert_allclose(metrics.restrict(probs, [0, 1, 2]), probs)
+    with pytest.raises(ValueError, match="at least one class"):
+        metrics.restrict(probs, [])
+
 def test_plot_writes_png(tmp_path):
     path = metrics.plot_confusion_matrix(np.eye(8, dtype=int) * 5 + 1, tmp_path / "eval" / "cm.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the configs/ package
 
 from configs import demo  # noqa: E402
-from emojax import models, train  # noqa: E402
+from emojax import input_pipeline, metrics, models, train  # noqa: E402
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
@@ -241,6 +241,22 @@ def test_short_synthetic_run_is_well_above_chance(trained_workdir):
     best = max(records, key=lambda r: r["val_unweighted_accuracy"])
     assert test["checkpoint_step"] == best["step"]
 
+
+
+def test_held_out_class_metrics_restrict_the_decision(compiled):
+    config, trainer, state = compiled
+    x, y = learnable_arrays(48, frames=config.window_frames)
+    arrays = input_pipeline.Arrays(x.reshape(16, 3, *x.shape[1:]), y[::3] % 2 * 4, np.array(["a", "b"] * 8))
+    result = train._evaluate(trainer, state, arrays, ("neutral", "anger"))
+    probs = trainer.predict(train.eval_variables(state), x).reshape(16, 3, -1).mean(axis=1)
+    assert result["accuracy"] == metrics.classification_metrics(arrays.y, probs)["accuracy"]
+    held_out = result["held_out_classes"]
+    assert held_out["classes"] == ["neutral", "anger"]
+    matrix = np.asarray(held_out["confusion_matrix"])
+    assert matrix.sum() == 16 and matrix[:, [1, 2, 3, 5, 6, 7]].sum() == 0  # only neutral (0) and anger (4)
+    expected = metrics.classification_metrics(arrays.y, metrics.restrict(probs, [0, 4]), {"corpus": arrays.corpus})
+    assert held_out["accuracy"] == expected["accuracy"] and held_out["per_corpus"] == expected["per_corpus"]
+    assert "held_out_classes" not in train._evaluate(trainer, state, arrays)
 
 def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic_data_dir, compilation_cache):
     # A constant schedule: the cosine one depends on config.epochs, which this test changes between runs.
