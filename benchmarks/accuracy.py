@@ -112,12 +112,15 @@ def table(results: dict[str, list[dict]]) -> str:
 
 def with_held_out_classes(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """``results`` with, after each leave-one-corpus-out run, a row of its test metrics with the decision
-    restricted to the held-out corpus's emotions (``held_out_classes`` in ``test_metrics.json``)."""
+    restricted to the held-out corpus's emotions (``held_out_classes`` in ``test_metrics.json``), unless it has
+    all of them (RAVDESS)."""
     out = {}
     for name, runs in results.items():
         out[name] = runs
         if all("held_out_classes" in r for r in runs):
             classes = runs[0]["held_out_classes"]["classes"]
+            if len(classes) == len(runs[0]["class_names"]):
+                continue
             out[f"{name}, its {len(classes)} classes"] = [
                 {**r, **r["held_out_classes"], "protocol": f"{r['protocol']}, decision over its {len(classes)} emotions"}
                 for r in runs]
