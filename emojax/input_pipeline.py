@@ -143,13 +143,13 @@ def leave_one_corpus_out(config: ml_collections.ConfigDict, load: Callable[[str]
             "test": everything.subset(np.flatnonzero(held_out))}
 
 
-
 def held_out_classes(config: ml_collections.ConfigDict) -> tuple[str, ...] | None:
     """The emotions the test corpus has under the leave-one-corpus-out protocol (``labels.CORPUS_EMOTIONS``),
     for test metrics restricted to them; None for the other protocols and for corpora without such a list."""
     if config.protocol != "loco":
         return None
     return CORPUS_EMOTIONS.get(config.test_corpus)
+
 
 def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: float,
                     seed: int) -> dict[str, Corpus]:

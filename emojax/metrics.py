@@ -119,7 +119,6 @@ def classification_metrics(
     return result
 
 
-
 def restrict(probs: np.ndarray, classes: Sequence[int]) -> np.ndarray:
     """Probabilities ``(N, C)`` renormalised over ``classes`` and zero elsewhere: the decision of the same
     classifier when it is told which classes can occur (e.g. the emotions a held-out corpus has)."""
@@ -130,6 +129,7 @@ def restrict(probs: np.ndarray, classes: Sequence[int]) -> np.ndarray:
         raise ValueError("restrict needs at least one class to keep")
     kept = np.where(keep, probs, 0.0)
     return kept / np.maximum(kept.sum(axis=-1, keepdims=True), np.finfo(np.float64).tiny)
+
 
 def plot_confusion_matrix(
     confusion: Sequence[Sequence[int]] | np.ndarray,
