@@ -28,7 +28,8 @@ CORPORA = ("ravdess", "savee", "crema_d", "tess")
 
 # name -> (protocol description, config file, overrides). "small" is the <= 60k-parameter recipe, "default" the best
 # one (configs/default.py). The speaker-independent and leave-one-corpus-out runs train 30 epochs (half the recipe's 60,
-# the cosine schedule shortened accordingly) so that they fit in the CPU time budget.
+# the cosine schedule shortened accordingly) so that they fit in the CPU time budget. In overrides, {runs} and {seed}
+# stand for --runs and the seed: a distilled run learns from the same seed of another run (train that one first).
 RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "seed-random": ("1: random 80/20", "configs/seed.py", ()),
     "small-random": ("1: random 80/20", "configs/small.py", ()),
@@ -36,6 +37,8 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "small-random-mixup": ("1: random 80/20", "configs/small.py", ("--config.mixup_alpha=0.2",)),
     "small-random-cmvn": ("1: random 80/20", "configs/small.py", ("--config.utterance_normalization=mean_std",)),
     "small-random-deltas": ("1: random 80/20", "configs/small.py", ("--config.deltas=2",)),
+    "small-random-distill": ("1: random 80/20", "configs/small.py",
+                             ("--config.teacher_workdir={runs}/default-random/seed{seed}",)),
     "default-random": ("1: random 80/20", "configs/default.py", ()),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
@@ -61,7 +64,7 @@ def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool 
             return None
         return _result(workdir, protocol, config, overrides, wall=None)
     command = [sys.executable, str(REPO / "train.py"), f"--workdir={workdir}", f"--config={REPO / config}",
-               f"--config.seed={seed}", *overrides]
+               f"--config.seed={seed}", *(o.format(runs=runs, seed=seed) for o in overrides)]
     if data_dir:
         command.append(f"--config.data_dir={data_dir}")
     print(f"[accuracy] {' '.join(command)}", file=sys.stderr, flush=True)

@@ -45,6 +45,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.label_smoothing = 0.0
     config.ema_decay = 0.0  # > 0: evaluate and checkpoint-select with an exponential moving average of the weights
     config.class_weighting = "none"  # or "balanced": loss weights inversely proportional to training class counts
+    # Knowledge distillation: the workdir of a trained teacher (same data, split and features), "" for none.
+    config.teacher_workdir = ""
+    config.distill_weight = 0.5  # the teacher's share of each example's loss (the labels' is 1 - this)
+    config.distill_temperature = 2.0  # softmax temperature of the teacher's and student's distributions
     config.batch_size = 16
     config.epochs = 50
     # Augmentation (on device): SpecAugment-style masks, zeros after normalisation.

@@ -49,7 +49,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -74,6 +74,10 @@ RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validat
                 "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size", "seed", "ema_decay")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "deltas": 0}
+# Config fields a distillation teacher must share with its student: the data, the splits (a teacher trained on
+# another split has seen the student's validation or test clips) and the input windows.
+TEACHER_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
+                 "offset_frames", "window_frames", "normalization", "utterance_normalization")
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 
@@ -177,6 +181,52 @@ def update_ema(decay: float, state: TrainState) -> TrainState:
     return state.replace(ema=jax.tree.map(lambda e, v: e + (1.0 - d) * (v - e), state.ema, current))
 
 
+class Teacher(NamedTuple):
+    """A trained model whose predictions a student learns from (``config.teacher_workdir``): its module and the
+    variables of its best checkpoint (numpy, constants of the jitted step)."""
+
+    model: nn.Module
+    variables: dict[str, Any]
+
+
+def load_teacher(config: ml_collections.ConfigDict, normalization: input_pipeline.Normalization) -> Teacher | None:
+    """The best checkpoint of ``config.teacher_workdir`` as a ``Teacher`` (None when that field is empty).
+
+    Raises ``TrainingError`` when the teacher was trained on other data, splits or inputs (``TEACHER_FIXED``) or
+    with another normalisation than ``normalization``, the student's.
+    """
+    workdir = config.get("teacher_workdir", "")
+    if not workdir:
+        return None
+    try:
+        teacher_config, state, teacher_normalization, step = restore(workdir, "best")
+    except FileNotFoundError as e:
+        raise TrainingError(f"config.teacher_workdir: {e}") from None
+    saved, requested = ({**_RESUME_DEFAULTS, **c.to_dict()} for c in (teacher_config, config))
+    diffs = [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} here" for name in TEACHER_FIXED
+             if _plain(saved.get(name)) != _plain(requested.get(name))]
+    same_statistics = all(np.array_equal(a, b) for a, b in zip(
+        (normalization.mean, normalization.std), (teacher_normalization.mean, teacher_normalization.std)))
+    if not diffs and not same_statistics:
+        diffs = ["the normalisation statistics differ (other training data)"]
+    if diffs:
+        raise TrainingError(f"the teacher in {workdir} (config.teacher_workdir) was trained on other data or inputs "
+                            f"({'; '.join(diffs)}); train the teacher with the student's data, protocol, split and "
+                            "feature settings, or leave config.teacher_workdir empty")
+    _log(f"distilling from the teacher {workdir} (step {step}): weight {config.distill_weight:g}, "
+         f"temperature {config.distill_temperature:g}")
+    return Teacher(models.create_model(teacher_config), jax.device_get(eval_variables(state)))
+
+
+def distillation_loss(logits: jnp.ndarray, teacher_logits: jnp.ndarray, temperature: float) -> jnp.ndarray:
+    """Per-example knowledge-distillation loss (B,) of student ``logits`` (B, C) against ``teacher_logits`` (B, C):
+    ``T^2 * CE(softmax(teacher / T), softmax(student / T))``, the cross-entropy to the teacher's softened
+    distribution (its KL divergence plus the teacher's entropy, a constant); ``T^2`` keeps the gradient's scale
+    independent of ``T`` (Hinton et al., 2015)."""
+    soft = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits) / temperature)
+    return temperature ** 2 * optax.softmax_cross_entropy(logits / temperature, soft)
+
+
 def _augment_batch(config: ml_collections.ConfigDict, key: jax.Array, x: jnp.ndarray) -> jnp.ndarray:
     """Random crop to ``config.window_frames`` (when training windows are wider) and SpecAugment masks."""
     crop_key, mask_key = jax.random.split(key)
@@ -205,10 +255,12 @@ def class_weights(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.n
 
 
 def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding, weights: np.ndarray | None,
-               state: TrainState, x: jnp.ndarray, y: jnp.ndarray, key: jax.Array
+               teacher: Teacher | None, state: TrainState, x: jnp.ndarray, y: jnp.ndarray, key: jax.Array
                ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
     """One update on a batch of training windows x (B, n_mfcc, W >= window_frames), labels y (B,); ``weights``
-    (num_classes,) or None: the per-class loss weights of ``class_weights``.
+    (num_classes,) or None: the per-class loss weights of ``class_weights``. With a ``teacher``, an example's loss
+    is ``(1 - a) * CE(labels) + a * distillation_loss`` (``a = config.distill_weight``), the teacher predicting the
+    same augmented windows.
 
     Returns the new state and {"loss", "accuracy"} of the batch (before the update).
     """
@@ -222,11 +274,16 @@ def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding,
         x, targets = augment.mixup(jax.random.fold_in(augment_key, 1), x, targets, config.mixup_alpha)
     targets, hard = jnp.split(targets, 2, axis=-1)
     example_weights = jnp.ones(y.shape) if weights is None else hard @ weights
+    teacher_logits = None if teacher is None else teacher.model.apply(teacher.variables, x, train=False)
 
     def loss_fn(params: Any) -> tuple[jnp.ndarray, tuple[jnp.ndarray, Any]]:
         logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, x, train=True,
                                          mutable=["batch_stats"], rngs={"dropout": dropout_key})
-        loss = (example_weights * optax.softmax_cross_entropy(logits, targets)).mean()
+        losses = optax.softmax_cross_entropy(logits, targets)
+        if teacher_logits is not None:
+            distilled = distillation_loss(logits, teacher_logits, config.distill_temperature)
+            losses = (1.0 - config.distill_weight) * losses + config.distill_weight * distilled
+        loss = (example_weights * losses).mean()
         return loss, (logits, updates["batch_stats"])
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -249,15 +306,17 @@ class Trainer:
     """Compiled training and prediction functions for one config, model and mesh."""
 
     def __init__(self, config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh,
-                 weights: np.ndarray | None = None):
-        """``weights``: per-class loss weights (``class_weights``), None for an unweighted loss."""
+                 weights: np.ndarray | None = None, teacher: Teacher | None = None):
+        """``weights``: per-class loss weights (``class_weights``), None for an unweighted loss; ``teacher``: the
+        model to distil from (``load_teacher``), None to learn from the labels alone."""
         if config.batch_size % mesh.size:
             raise ValueError(f"config.batch_size={config.batch_size} must be a multiple of the {mesh.size} devices")
         self.config, self.model, self.mesh = config, model, mesh
         self.replicated = NamedSharding(mesh, PartitionSpec())
         self.batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
         self.weights = None if weights is None else np.asarray(weights, np.float32)
-        step = functools.partial(train_step, config, self.batch_sharding, self.weights)
+        self.teacher = teacher
+        step = functools.partial(train_step, config, self.batch_sharding, self.weights, teacher)
         self.step = jax.jit(step, donate_argnums=0)  # one update (tests, FLOP counts)
         self.epoch = jax.jit(self._epoch, donate_argnums=0)
         self.chunk_sharding = NamedSharding(mesh, PartitionSpec(None, "data"))
@@ -272,7 +331,7 @@ class Trainer:
         def body(state: TrainState, item: tuple[jax.Array, Any]) -> tuple[TrainState, dict]:
             index, entry = item
             key = _step_key(state.rng, epoch, first + index)
-            return train_step(self.config, self.batch_sharding, self.weights, state, *batch(entry), key)
+            return train_step(self.config, self.batch_sharding, self.weights, self.teacher, state, *batch(entry), key)
 
         steps = jax.tree.leaves(inputs)[0].shape[0]
         return jax.lax.scan(body, state, (jnp.arange(steps, dtype=jnp.int32), inputs))
@@ -513,15 +572,17 @@ def _check_writable(workdir: Path) -> None:
                             "or make it writable") from e
 
 
+def _plain(value: Any) -> Any:
+    """A config value as JSON gives it back (tuples become lists), for comparisons with saved configs."""
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
 def _check_compatible(saved: dict[str, Any], requested: dict[str, Any], workdir: Path, step: int) -> None:
     """``TrainingError`` listing the ``RESUME_FIXED`` fields (and steps per epoch) that differ."""
-    def norm(value: Any) -> Any:  # JSON turns tuples into lists
-        return list(value) if isinstance(value, (tuple, list)) else value
-
     fields = [*RESUME_FIXED, "steps_per_epoch"]
     saved, requested = {**_RESUME_DEFAULTS, **saved}, {**_RESUME_DEFAULTS, **requested}
     diffs = [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} now" for name in fields
-             if norm(saved.get(name)) != norm(requested.get(name))]
+             if _plain(saved.get(name)) != _plain(requested.get(name))]
     if diffs:
         raise TrainingError(f"the checkpoints in {workdir / CHECKPOINT_DIR} (step {step}) were trained with another "
                             f"config ({'; '.join(diffs)}); refusing to overwrite them: use another --workdir, or "
@@ -715,7 +776,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
 
     mesh = make_mesh()
     model = models.create_model(config)
-    trainer = Trainer(config, model, mesh, class_weights(config, train.y))
+    trainer = Trainer(config, model, mesh, class_weights(config, train.y), load_teacher(config, normalization))
     state = create_train_state(config, model, steps_per_epoch)
     n_params = sum(p.size for p in jax.tree.leaves(state.params))
     _log(f"model: {config.model}, {n_params:,} parameters; {mesh.size} device(s) "
