@@ -1,7 +1,8 @@
 """Training: a step learns, epochs are deterministic, host-fed = on-device, 2 devices = 1, resume =
 uninterrupted, a short run on the synthetic corpus gets well above chance, bfloat16 compute trains like
 float32 and keeps a float32 state, the weight average (``config.ema_decay``) is updated, checkpointed and
-evaluated, and readers of a workdir without checkpoints create nothing.
+evaluated, distillation mixes the label and teacher losses and refuses a teacher trained on other data, and readers
+of a workdir without checkpoints create nothing.
 
 The session fixtures (``synthetic_data_dir``, ``trained_workdir``, ...) live in tests/conftest.py.
 """
@@ -171,6 +172,74 @@ def test_checkpoints_from_before_the_weight_average_restore_and_resume(tmp_path,
     config.epochs, config.ema_decay = 3, 0.999
     with pytest.raises(train.TrainingError, match="ema_decay: 0.0 there, 0.999 now"):
         train.train_and_evaluate(config, tmp_path / "old")
+
+
+def test_distillation_loss_is_the_scaled_cross_entropy_to_the_softened_teacher():
+    rng = np.random.default_rng(0)
+    student, teacher = rng.normal(size=(2, 5, 8)).astype(np.float32) * 3
+    for t in (1.0, 2.0, 4.0):
+        soft = np.exp(teacher / t) / np.exp(teacher / t).sum(-1, keepdims=True)
+        log_student = student / t - np.log(np.exp(student / t).sum(-1, keepdims=True))
+        np.testing.assert_allclose(train.distillation_loss(student, teacher, t), -t * t * (soft * log_student).sum(-1),
+                                   rtol=1e-5)
+        # Gradient T (softmax(s / T) - softmax(t / T)) per example: zero where the student matches the teacher.
+        grad = jax.grad(lambda s: train.distillation_loss(s, teacher, t).sum())(student)
+        np.testing.assert_allclose(grad, t * (np.exp(log_student) - soft), atol=1e-5)
+        np.testing.assert_allclose(jax.grad(lambda s: train.distillation_loss(s, teacher, t).sum())(teacher), 0,
+                                   atol=1e-5)
+    assert not np.any(jax.grad(lambda z: train.distillation_loss(student, z, 2.0).sum())(teacher))  # fixed target
+
+
+def test_a_distilled_step_mixes_the_label_and_teacher_losses():
+    """loss(a) = (1 - a) * the label loss (that of a step without teacher) + a * the distillation loss of the student's
+    training-mode logits against the teacher's evaluation-mode logits on the same windows."""
+    config = tiny_config(dropout_rate=0.0, freq_masks=0, time_masks=0, window_frames=40)  # no random op left
+    model = models.create_model(config)
+    student = train.create_train_state(config, model, 8)
+    teacher_config = tiny_config(widths=(4, 8, 8), hidden=8, seed=3)
+    teacher_state = train.create_train_state(teacher_config, models.create_model(teacher_config), 8)
+    teacher = train.Teacher(models.create_model(teacher_config), jax.device_get(train.eval_variables(teacher_state)))
+    x, y = learnable_arrays(8, 40)
+    key = jax.random.PRNGKey(2)
+
+    def loss(distill_weight: float | None) -> float:
+        step_config = tiny_config(**{**config.to_dict(), "distill_weight": distill_weight or 0.0})
+        trainer = train.Trainer(step_config, model, train.make_mesh(),
+                                teacher=None if distill_weight is None else teacher)
+        return float(trainer.step(trainer.place(student), x, y, key)[1]["loss"])
+
+    logits, _ = model.apply(train.eval_variables(student), x, train=True, mutable=["batch_stats"])
+    teacher_logits = teacher.model.apply(teacher.variables, x, train=False)
+    distilled = float(train.distillation_loss(logits, teacher_logits, config.distill_temperature).mean())
+    assert loss(0.0) == pytest.approx(loss(None), rel=1e-6)
+    assert loss(1.0) == pytest.approx(distilled, rel=1e-5)
+    assert loss(0.3) == pytest.approx(0.7 * loss(None) + 0.3 * distilled, rel=1e-5)
+    assert abs(distilled - loss(None)) > 0.01
+
+
+def test_a_student_trains_with_a_teacher_of_the_same_split_and_refuses_others(tmp_path, trained_workdir,
+                                                                             synthetic_data_dir, compilation_cache):
+    teacher_config, teacher_state, normalization, _ = train.restore(trained_workdir)
+    config = demo.get_config()
+    config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=1,
+                       teacher_workdir=str(trained_workdir)))
+    teacher = train.load_teacher(config, normalization)
+    assert teacher.model == models.create_model(teacher_config)
+    for u, v in zip(jax.tree.leaves(teacher.variables), jax.tree.leaves(train.eval_variables(teacher_state))):
+        np.testing.assert_array_equal(u, v)
+    test = train.train_and_evaluate(config, tmp_path / "student")
+    assert test["num_examples"] == 160 and test["num_parameters"] < 5000
+    assert train.load_teacher(demo.get_config(), normalization) is None
+
+    for field, value in (("split_seed", 7), ("n_mfcc", 20), ("protocol", "random")):
+        with pytest.raises(train.TrainingError, match=f"{field}: .* there, .* here"):
+            train.load_teacher(tiny_config(**{**config.to_dict(), field: value}), normalization)
+    shifted = input_pipeline.Normalization(normalization.mean + 1, normalization.std)
+    with pytest.raises(train.TrainingError, match="normalisation statistics differ"):
+        train.load_teacher(config, shifted)
+    with pytest.raises(train.TrainingError, match="teacher_workdir: no checkpoints"):
+        train.load_teacher(tiny_config(**{**config.to_dict(), "teacher_workdir": str(tmp_path / "none")}),
+                           normalization)
 
 
 def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
