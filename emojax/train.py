@@ -67,17 +67,17 @@ from emojax.labels import EMOTIONS
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_METRIC = "val_unweighted_accuracy"
-# Config fields a resumed run must share with its checkpoints: the data, its splits and classes, the
-# features, the model, the optimizer state's structure, and the step -> epoch mapping (batch size).
-RESUME_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
-                "offset_frames", "window_frames", "normalization", "utterance_normalization", "model", "widths",
-                "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size", "seed", "ema_decay")
+# Config fields that fix the data a model sees: the corpora, the splits and the input windows. A distillation
+# teacher must share them with its student (a teacher trained on another split has seen the student's validation
+# or test clips).
+DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
+              "offset_frames", "window_frames", "normalization", "utterance_normalization")
+# Config fields a resumed run must share with its checkpoints: the data, the model, the optimizer state's structure,
+# and the step -> epoch mapping (batch size).
+RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size",
+                "seed", "ema_decay")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "deltas": 0}
-# Config fields a distillation teacher must share with its student: the data, the splits (a teacher trained on
-# another split has seen the student's validation or test clips) and the input windows.
-TEACHER_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
-                 "offset_frames", "window_frames", "normalization", "utterance_normalization")
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 
@@ -192,7 +192,7 @@ class Teacher(NamedTuple):
 def load_teacher(config: ml_collections.ConfigDict, normalization: input_pipeline.Normalization) -> Teacher | None:
     """The best checkpoint of ``config.teacher_workdir`` as a ``Teacher`` (None when that field is empty).
 
-    Raises ``TrainingError`` when the teacher was trained on other data, splits or inputs (``TEACHER_FIXED``) or
+    Raises ``TrainingError`` when the teacher was trained on other data, splits or inputs (``DATA_FIXED``) or
     with another normalisation than ``normalization``, the student's.
     """
     workdir = config.get("teacher_workdir", "")
@@ -202,9 +202,7 @@ def load_teacher(config: ml_collections.ConfigDict, normalization: input_pipelin
         teacher_config, state, teacher_normalization, step = restore(workdir, "best")
     except FileNotFoundError as e:
         raise TrainingError(f"config.teacher_workdir: {e}") from None
-    saved, requested = ({**_RESUME_DEFAULTS, **c.to_dict()} for c in (teacher_config, config))
-    diffs = [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} here" for name in TEACHER_FIXED
-             if _plain(saved.get(name)) != _plain(requested.get(name))]
+    diffs = _config_diffs(teacher_config.to_dict(), config.to_dict(), DATA_FIXED, "here")
     same_statistics = all(np.array_equal(a, b) for a, b in zip(
         (normalization.mean, normalization.std), (teacher_normalization.mean, teacher_normalization.std)))
     if not diffs and not same_statistics:
@@ -572,17 +570,20 @@ def _check_writable(workdir: Path) -> None:
                             "or make it writable") from e
 
 
-def _plain(value: Any) -> Any:
-    """A config value as JSON gives it back (tuples become lists), for comparisons with saved configs."""
-    return list(value) if isinstance(value, (tuple, list)) else value
+def _config_diffs(saved: dict[str, Any], requested: dict[str, Any], fields: Any, now: str) -> list[str]:
+    """``"<field>: <saved> there, <requested> <now>"`` for each of ``fields`` whose values differ, a saved config's
+    missing fields read as ``_RESUME_DEFAULTS`` and tuples compared with the lists JSON gives back."""
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, (tuple, list)) else value
+
+    saved, requested = {**_RESUME_DEFAULTS, **saved}, {**_RESUME_DEFAULTS, **requested}
+    return [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} {now}" for name in fields
+            if plain(saved.get(name)) != plain(requested.get(name))]
 
 
 def _check_compatible(saved: dict[str, Any], requested: dict[str, Any], workdir: Path, step: int) -> None:
     """``TrainingError`` listing the ``RESUME_FIXED`` fields (and steps per epoch) that differ."""
-    fields = [*RESUME_FIXED, "steps_per_epoch"]
-    saved, requested = {**_RESUME_DEFAULTS, **saved}, {**_RESUME_DEFAULTS, **requested}
-    diffs = [f"{name}: {saved.get(name)!r} there, {requested.get(name)!r} now" for name in fields
-             if _plain(saved.get(name)) != _plain(requested.get(name))]
+    diffs = _config_diffs(saved, requested, [*RESUME_FIXED, "steps_per_epoch"], "now")
     if diffs:
         raise TrainingError(f"the checkpoints in {workdir / CHECKPOINT_DIR} (step {step}) were trained with another "
                             f"config ({'; '.join(diffs)}); refusing to overwrite them: use another --workdir, or "
