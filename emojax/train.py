@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -570,7 +570,7 @@ def _check_writable(workdir: Path) -> None:
                             "or make it writable") from e
 
 
-def _config_diffs(saved: dict[str, Any], requested: dict[str, Any], fields: Any, now: str) -> list[str]:
+def _config_diffs(saved: dict[str, Any], requested: dict[str, Any], fields: Sequence[str], now: str) -> list[str]:
     """``"<field>: <saved> there, <requested> <now>"`` for each of ``fields`` whose values differ, a saved config's
     missing fields read as ``_RESUME_DEFAULTS`` and tuples compared with the lists JSON gives back."""
     def plain(value: Any) -> Any:
