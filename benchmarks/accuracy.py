@@ -39,6 +39,11 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "small-random-deltas": ("1: random 80/20", "configs/small.py", ("--config.deltas=2",)),
     "small-random-distill": ("1: random 80/20", "configs/small.py",
                              ("--config.teacher_workdir={runs}/default-random/seed{seed}",)),
+    # Under 60k parameters, capacity moved from the hidden layer to the last block (58,376 and 58,904 parameters).
+    "small-random-nohidden": ("1: random 80/20", "configs/small.py",
+                              ("--config.hidden=0", "--config.widths=(16,32,48,88)")),
+    "small-random-hidden32": ("1: random 80/20", "configs/small.py",
+                              ("--config.hidden=32", "--config.widths=(16,32,48,80)")),
     "default-random": ("1: random 80/20", "configs/default.py", ()),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",

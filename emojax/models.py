@@ -155,7 +155,8 @@ class CNN(nn.Module):
     ``deltas`` (0, 1 or 2) adds the window's deltas (``features.delta`` over time, width 9) and, with 2, its
     accelerations as input channels. ``pooling="stats"`` averages over frequency and takes the mean and standard
     deviation over time (any number of frames works); ``"flatten"`` flattens (fixed input size, like ``SeedCNN``).
-    Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``.
+    Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``; ``hidden=0`` leaves out the hidden
+    layer (Dropout -> Dense ``num_classes`` on the pooled features), which frees its parameters for convolutions.
     """
 
     widths: Sequence[int] = (32, 64, 128, 128)
@@ -172,6 +173,8 @@ class CNN(nn.Module):
         """x: (B, H, W[, 1]) -> logits (B, num_classes) float32."""
         if self.deltas not in (0, 1, 2):
             raise ValueError(f"deltas must be 0, 1 or 2, got {self.deltas}")
+        if self.hidden < 0:
+            raise ValueError(f"hidden must be >= 0 (0: no hidden layer), got {self.hidden}")
         x = _nhwc(x, jnp.float32)
         x = jnp.concatenate([x, *(features.delta(x, order=k, axis=2) for k in range(1, self.deltas + 1))], axis=-1)
         x = x.astype(self.dtype)
@@ -185,8 +188,9 @@ class CNN(nn.Module):
         else:
             raise ValueError(f"unknown pooling {self.pooling!r}; use 'stats' or 'flatten'")
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        if self.hidden:
+            x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
 
 

@@ -80,6 +80,18 @@ def test_cnn_takes_any_number_of_frames():
         assert logits.shape == (3, 8) and bool(jnp.isfinite(logits).all())
 
 
+def test_hidden_zero_classifies_the_pooled_statistics_directly():
+    """``hidden=0``: one Dense from the mean and std of the last block's 16 channels to the 8 logits."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 25, 40)), jnp.float32)
+    direct, with_hidden = models.CNN(widths=(8, 16), hidden=0), models.CNN(widths=(8, 16), hidden=16)
+    v_direct, v_hidden = _variables(direct, x), _variables(with_hidden, x)
+    assert list(v_direct["params"]) == ["ConvBlock_0", "ConvBlock_1", "Dense_0"]
+    assert v_direct["params"]["Dense_0"]["kernel"].shape == (2 * 16, 8)
+    assert _count(v_hidden["params"]) - _count(v_direct["params"]) == (32 * 16 + 16) + (16 * 8 + 8) - (32 * 8 + 8)
+    logits = direct.apply(v_direct, x, train=False)
+    assert logits.shape == (2, 8) and bool(jnp.isfinite(logits).all())
+
+
 def test_deltas_are_extra_input_channels():
     """``deltas=2``: the first convolution sees the window, its deltas and accelerations (2 x 9 x 8 more weights);
     a window constant over time has zero deltas, so its logits equal those of the same weights' MFCC channel alone."""
@@ -120,7 +132,8 @@ def test_bfloat16_computes_in_bf16_with_float32_params():
 @pytest.mark.parametrize("field,value,message", [("model", "vit", "unknown config.model"),
                                                  ("dtype", "float16", "config.dtype must be"),
                                                  ("pooling", "max", "unknown pooling"),
-                                                 ("deltas", 3, "deltas must be 0, 1 or 2")])
+                                                 ("deltas", 3, "deltas must be 0, 1 or 2"),
+                                                 ("hidden", -1, "hidden must be >= 0")])
 def test_bad_config_says_what_is_wrong(field, value, message):
     with pytest.raises(ValueError, match=message):
         model = models.create_model(_config(**{field: value}))
