@@ -1,7 +1,8 @@
-"""Our recipe under the reference's size budget (<= 60k parameters; 55,320): a CNN of widths 16-32-48-64 with
-statistics pooling over time, 40 MFCCs, random 2.5 s crops anywhere in the first 3.5 s of a clip, light
-regularisation (dropout 0.1, label smoothing 0.05, weight decay), AdamW with a cosine schedule, 60 epochs, and
-the mean prediction of 5 windows at test time, on the reference's random protocol.
+"""Our recipe under the reference's size budget (<= 60k parameters; 58,376): a CNN of widths 16-32-48-88 with
+statistics pooling over time and no hidden layer (the pooled statistics feed the classifier), 40 MFCCs, random
+2.5 s crops anywhere in the first 3.5 s of a clip, light regularisation (dropout 0.1, label smoothing 0.05, weight
+decay), AdamW with a cosine schedule, 60 epochs, and the mean prediction of 5 windows at test time, on the
+reference's random protocol.
 
 Run: ``python train.py --workdir runs/small --config configs/small.py``; other protocols with
 ``--config.protocol=speaker`` or ``--config.protocol=loco --config.test_corpus=crema_d``.
@@ -21,12 +22,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.crop_shift_frames = 43
     config.normalization = "per_coefficient"
     config.test_crops = 5
-    # Model: 55,320 parameters.
+    # Model: 58,376 parameters. Until session 9 (BENCHMARKS.md) this was widths 16-32-48-64 with a hidden layer of
+    # 64 (55,320); the same budget in the last block instead scored higher on validation.
     config.model = "cnn"
-    config.widths = (16, 32, 48, 64)
+    config.widths = (16, 32, 48, 88)
     config.residual = False
     config.pooling = "stats"
-    config.hidden = 64
+    config.hidden = 0
     config.dropout_rate = 0.1
     # Optimisation.
     config.optimizer = "adamw"
