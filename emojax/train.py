@@ -67,6 +67,7 @@ from emojax.labels import EMOTIONS
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_METRIC = "val_unweighted_accuracy"
+PREDICT_BATCHES_PER_CALL = 32  # evaluation batches per jitted call of Trainer.predict (a scan over them)
 # Config fields that fix the data a model sees: the corpora, the splits and the input windows. A distillation
 # teacher must share them with its student (a teacher trained on another split has seen the student's validation
 # or test clips).
@@ -320,7 +321,7 @@ class Trainer:
         self.chunk_sharding = NamedSharding(mesh, PartitionSpec(None, "data"))
         self._chunk = jax.jit(self._chunk_steps, donate_argnums=0)
         self._compiled_chunks: dict[int, Any] = {}  # steps per chunk -> compiled scan (host-fed path)
-        self._predict = jax.jit(self._logits, out_shardings=self.replicated)  # every process reads all
+        self._predict = jax.jit(self._scan_probs, out_shardings=self.replicated)  # every process reads all
 
     def _scan_steps(self, state: TrainState, epoch: jax.Array, first: jax.Array, inputs: Any,
                     batch: Callable[[Any], tuple[jax.Array, jax.Array]]) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -403,23 +404,36 @@ class Trainer:
         # The sharding splits axis 1 only, so index[1] is the device's slice of each batch and the rest is ``:``.
         return jax.make_array_from_callback(shape, self.chunk_sharding, lambda index: values[indices[:, index[1]]])
 
-    def _logits(self, variables: dict, x: jax.Array) -> jax.Array:
-        x = jax.lax.with_sharding_constraint(x, self.batch_sharding)
-        return self.model.apply(variables, x, train=False)
+    def _scan_probs(self, variables: dict, xs: jax.Array) -> jax.Array:
+        """Class probabilities (K, B, C) of K batches xs (K, B, ...), one batch after another in a scan."""
+        def probs(x: jax.Array) -> jax.Array:
+            x = jax.lax.with_sharding_constraint(x, self.batch_sharding)
+            return jax.nn.softmax(self.model.apply(variables, x, train=False))
+
+        return jax.lax.map(probs, xs)
 
     def predict(self, variables: dict, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (N, C) float32 of windows x (N, n_mfcc, frames), in batches of ``batch_size``
-        (default ``config.eval_batch_size``; the last one zero-padded, so one compiled shape serves all)."""
+        (default ``config.eval_batch_size``; the last one zero-padded). Each jitted call scans over
+        ``PREDICT_BATCHES_PER_CALL`` batches (the remainder in one call of its own) and is dispatched
+        asynchronously, so the host prepares the next call's windows meanwhile. XLA:CPU runs small batches in a
+        scan ~3x faster than large batches one call at a time (BENCHMARKS.md, "Training speed")."""
+        x = np.asarray(x, np.float32)
         batch_size = batch_size or self.config.eval_batch_size
         batch_size = math.ceil(batch_size / self.mesh.size) * self.mesh.size
+        num_batches = math.ceil(len(x) / batch_size)
         out = []
-        for start in range(0, len(x), batch_size):
-            chunk = x[start:start + batch_size]
-            padded = np.zeros((batch_size, *x.shape[1:]), np.float32)
-            padded[: len(chunk)] = chunk
-            logits = self._predict(variables, jax.device_put(padded, self.batch_sharding))
-            out.append(np.asarray(jax.nn.softmax(logits))[: len(chunk)])
-        return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+        for first in range(0, num_batches, PREDICT_BATCHES_PER_CALL):
+            batches = min(PREDICT_BATCHES_PER_CALL, num_batches - first)
+            chunk = x[first * batch_size:(first + batches) * batch_size]
+            if len(chunk) < batches * batch_size:
+                chunk = np.concatenate([chunk, np.zeros((batches * batch_size - len(chunk), *x.shape[1:]), x.dtype)])
+            chunk = chunk.reshape(batches, batch_size, *x.shape[1:])
+            xs = jax.make_array_from_callback(chunk.shape, self.chunk_sharding, lambda index: chunk[index])
+            out.append(self._predict(variables, xs))
+        if not out:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        return np.concatenate([probs.reshape(-1, len(EMOTIONS)) for probs in jax.device_get(out)])[: len(x)]
 
     def place(self, state: TrainState) -> TrainState:
         """The state replicated over the mesh (through the host: it may be on one device of this process)."""

@@ -312,6 +312,18 @@ def test_short_synthetic_run_is_well_above_chance(trained_workdir):
 
 
 
+def test_predict_scans_batches_and_matches_the_model_window_by_window(compiled, monkeypatch):
+    config, trainer, state = compiled
+    monkeypatch.setattr(train, "PREDICT_BATCHES_PER_CALL", 2)  # 37 windows, batches of 8: calls of 2, 2 and 1 batch
+    x, _ = learnable_arrays(37, frames=config.window_frames)
+    variables = train.eval_variables(state)
+    probs = trainer.predict(variables, x.astype(np.float64), batch_size=8)
+    assert probs.shape == (37, 8) and probs.dtype == np.float32
+    expected = jax.nn.softmax(trainer.model.apply(variables, x, train=False))
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+    assert trainer.predict(variables, x[:0]).shape == (0, 8)
+
+
 def test_held_out_class_metrics_restrict_the_decision(compiled):
     config, trainer, state = compiled
     x, y = learnable_arrays(48, frames=config.window_frames)
