@@ -14,6 +14,10 @@ use the SeedCNN's training FLOPs per example from XLA's cost analysis of the com
 Keras model is the same network, so the same count); the peak is a float32 2048 x 2048 ``jnp.dot`` timed
 under ``jit`` in its own subprocess (fastest of 10 calls). Target (issue 6): an epoch in <= 8 s and >= 1.5x
 the Keras peer on the 2-core CPU.
+
+Each round also times evaluation, ``Trainer.predict`` on 2,433 windows (the seed protocol's test clips), as it is
+now (batches of 32, up to 32 batches scanned per jitted call) and as it was until session 11 (one jitted call per
+256-window batch), each in its own subprocess: the fastest of 5 calls after a warm-up.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ SHAPE = (25, 216)  # MFCC coefficients x frames
 NUM_CLASSES = 8
 KERAS_PARAMS = 56_040  # the reference model's parameter count (384 of them BatchNorm statistics)
 PATHS = ("emojax on-device", "emojax host-fed", "keras")
+EVAL_WINDOWS = 2_433  # test clips of the seed protocol, one window each
+# Trainer.predict's settings -> (eval_batch_size, batches per jitted call): today's, and before session 11.
+PREDICT_VARIANTS = {"batches of 32, 32 per scanned call": (32, 32), "one call per 256 windows": (256, 1)}
 TARGET_SECONDS = 8.0
 TARGET_VS_KERAS = 1.5
 
@@ -101,6 +108,29 @@ def worker_jax(path: str, steps: int, epochs: int, batch_size: int) -> dict[str,
         step = trainer.step.lower(state, xb, yb, jax.random.PRNGKey(0)).compile()
         result["train_flops_per_example"] = _flops(step) / batch_size
     return result
+
+
+def worker_predict(batch_size: int, batches_per_call: int, repeats: int = 5) -> dict[str, Any]:
+    """Times ``Trainer.predict`` of the SeedCNN on ``EVAL_WINDOWS`` random windows, with ``batch_size`` windows
+    per batch and ``batches_per_call`` batches per jitted call; a warm-up call first (compiles), then the fastest
+    of ``repeats``. Returns {"seconds", "windows"}."""
+    import jax
+
+    from emojax import models, train
+
+    config = seed_config(16)
+    config.eval_batch_size = batch_size
+    train.PREDICT_BATCHES_PER_CALL = batches_per_call
+    x, _ = random_data(EVAL_WINDOWS)
+    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
+    variables = train.eval_variables(trainer.place(train.create_train_state(config, trainer.model, 1)))
+    trainer.predict(variables, x)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        trainer.predict(variables, x)
+        times.append(time.perf_counter() - started)
+    return {"seconds": min(times), "windows": EVAL_WINDOWS, "devices": [str(d) for d in jax.devices()]}
 
 
 def keras_model(dropout_rate: float = 0.2) -> Any:
@@ -205,7 +235,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50,
                         help=f"batches per epoch, extrapolated to {NUM_EXAMPLES} clips; 0: whole epochs")
     parser.add_argument("--batch_size", type=int, default=16, help="as configs/seed.py")
-    parser.add_argument("--worker", choices=(*PATHS, "peak"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*PATHS, "peak", *PREDICT_VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = args.steps or NUM_EXAMPLES // args.batch_size
     if args.worker:
@@ -213,12 +243,15 @@ def main() -> None:
             result = worker_peak()
         elif args.worker == "keras":
             result = worker_keras(steps, args.epochs, args.batch_size)
+        elif args.worker in PREDICT_VARIANTS:
+            result = worker_predict(*PREDICT_VARIANTS[args.worker])
         else:
             result = worker_jax(args.worker, steps, args.epochs, args.batch_size)
         print(json.dumps(result))
         return
 
     results: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
+    predictions: dict[str, list[float]] = {variant: [] for variant in PREDICT_VARIANTS}
     peaks: list[float] = []
     for round_ in range(1, args.rounds + 1):
         peak = run_worker("peak", args, steps)
@@ -232,6 +265,11 @@ def main() -> None:
                   f" {run['examples_per_epoch']} examples (warm-up {run['warmup_seconds']:.2f} s; load"
                   f" {run['load_before']:.2f} -> {run['load_after']:.2f}; wall {run['wall_seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
+        for variant in PREDICT_VARIANTS:
+            run = run_worker(variant, args, steps)
+            predictions[variant].append(run["seconds"])
+            print(f"[round {round_}] predict, {variant}: {run['seconds']:.2f} s per {run['windows']} windows"
+                  f" (load {run['load_before']:.2f} -> {run['load_after']:.2f})", file=sys.stderr, flush=True)
     flops_per_example = results["emojax host-fed"][0]["train_flops_per_example"]
     loads = [run[key] for runs in results.values() for run in runs for key in ("load_before", "load_after")]
     whole = steps == NUM_EXAMPLES // args.batch_size
@@ -246,6 +284,12 @@ def main() -> None:
     met = NUM_EXAMPLES / rate <= TARGET_SECONDS and rate / keras_rate >= TARGET_VS_KERAS
     print(f"target (on-device epoch <= {TARGET_SECONDS:.0f} s and >= {TARGET_VS_KERAS}x keras):"
           f" {'met' if met else 'NOT met'}")
+    seconds = {variant: statistics.median(times) for variant, times in predictions.items()}
+    baseline = seconds["one call per 256 windows"]
+    print(f"\nEvaluation: Trainer.predict of the SeedCNN on {EVAL_WINDOWS} windows (medians of the rounds' fastest"
+          f" of 5 calls)\n\n| Trainer.predict | windows/s | s | speed-up |\n|---|---|---|---|")
+    for variant, value in seconds.items():
+        print(f"| {variant} | {EVAL_WINDOWS / value:.0f} | {value:.2f} | {baseline / value:.2f}x |")
 
 
 if __name__ == "__main__":
