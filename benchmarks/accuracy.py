@@ -55,6 +55,10 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "small-random-hidden32": ("1: random 80/20", "configs/small.py",
                               (*SMALL_E60, "--config.hidden=32", "--config.widths=(16,32,48,80)")),
     "default-random": ("1: random 80/20", "configs/default.py", ()),
+    # configs/small.py's SpecAugment and 90 epochs on the wider CNN.
+    "default-random-specaug": ("1: random 80/20", "configs/default.py",
+                               ("--config.epochs=90", "--config.freq_masks=1", "--config.max_freq_width=4",
+                                "--config.time_masks=1", "--config.max_time_width=20")),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30")),
