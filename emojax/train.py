@@ -414,25 +414,20 @@ class Trainer:
 
     def predict(self, variables: dict, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (N, C) float32 of windows x (N, n_mfcc, frames), in batches of ``batch_size``
-        (default ``config.eval_batch_size``; the last one zero-padded). Each jitted call scans over
-        ``PREDICT_BATCHES_PER_CALL`` batches (the remainder in one call of its own) and is dispatched
-        asynchronously, so the host prepares the next call's windows meanwhile. XLA:CPU runs small batches in a
-        scan ~3x faster than large batches one call at a time (BENCHMARKS.md, "Training speed")."""
+        (default ``config.eval_batch_size``). Each jitted call scans over ``PREDICT_BATCHES_PER_CALL`` batches
+        (the remainder in one call of its own), gathered like the host-fed training batches (``_batches``), and is
+        dispatched asynchronously, so the host prepares the next call's windows meanwhile. XLA:CPU runs small
+        batches in a scan ~3x faster than large batches one call at a time (BENCHMARKS.md, "Training speed")."""
+        if not len(x):
+            return np.zeros((0, len(EMOTIONS)), np.float32)
         x = np.asarray(x, np.float32)
         batch_size = batch_size or self.config.eval_batch_size
         batch_size = math.ceil(batch_size / self.mesh.size) * self.mesh.size
         num_batches = math.ceil(len(x) / batch_size)
-        out = []
-        for first in range(0, num_batches, PREDICT_BATCHES_PER_CALL):
-            batches = min(PREDICT_BATCHES_PER_CALL, num_batches - first)
-            chunk = x[first * batch_size:(first + batches) * batch_size]
-            if len(chunk) < batches * batch_size:
-                chunk = np.concatenate([chunk, np.zeros((batches * batch_size - len(chunk), *x.shape[1:]), x.dtype)])
-            chunk = chunk.reshape(batches, batch_size, *x.shape[1:])
-            xs = jax.make_array_from_callback(chunk.shape, self.chunk_sharding, lambda index: chunk[index])
-            out.append(self._predict(variables, xs))
-        if not out:
-            return np.zeros((0, len(EMOTIONS)), np.float32)
+        # Window indices (batches, B); the last batch is filled up with copies of the last window (dropped).
+        indices = np.minimum(np.arange(num_batches * batch_size), len(x) - 1).reshape(num_batches, batch_size)
+        out = [self._predict(variables, self._batches(x, indices[first:first + PREDICT_BATCHES_PER_CALL]))
+               for first in range(0, num_batches, PREDICT_BATCHES_PER_CALL)]
         return np.concatenate([probs.reshape(-1, len(EMOTIONS)) for probs in jax.device_get(out)])[: len(x)]
 
     def place(self, state: TrainState) -> TrainState:
