@@ -1,4 +1,5 @@
-"""Models: the reference's exact size, every config's model size, the im2col convolution, any-length CNN, mixed precision."""
+"""Models: the reference's exact size, every config's model size, the im2col convolution, BatchNorm, any-length CNN,
+mixed precision."""
 
 from __future__ import annotations
 
@@ -69,6 +70,53 @@ def test_max_pool_equals_flax_max_pool(shape, window):
     grad = lambda pool: jax.grad(lambda v: (pool(v) * weights).sum())(x)
     np.testing.assert_array_equal(grad(lambda v: models.max_pool(v, window)),
                                   grad(lambda v: nn.max_pool(v, window, strides=window)))
+
+
+def _batch_norm_results(module: nn.Module, variables: dict, x: jnp.ndarray) -> tuple:
+    """Training-mode output, gradients (params and x) of a loss that weighs every output differently, new
+    batch statistics, and the eval-mode output with those statistics."""
+    weights = jax.random.normal(jax.random.PRNGKey(3), x.shape)
+
+    def loss(params, x):
+        y, updates = module.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                                  mutable=["batch_stats"])
+        return (jnp.sin(y) * weights).sum(), (y, updates["batch_stats"])
+
+    (_, (y, stats)), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(variables["params"], x)
+    evaluated = module.clone(use_running_average=True).apply({"params": variables["params"], "batch_stats": stats}, x)
+    return y, grads, stats, evaluated
+
+
+def test_batch_norm_equals_flax_batch_norm_with_keras_defaults():
+    x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (4, 5, 6, 3)) + jnp.array([1.0, -2.0, 0.5])
+    ours = models.BatchNorm(use_running_average=False)
+    theirs = nn.BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-3)
+    shapes = jax.eval_shape(ours.init, jax.random.PRNGKey(0), x)
+    assert jax.tree.map(lambda s: (s.shape, s.dtype), shapes) == jax.tree.map(
+        lambda s: (s.shape, s.dtype), jax.eval_shape(theirs.init, jax.random.PRNGKey(0), x))  # checkpoints fit both
+    variables = {"params": {"scale": jnp.array([1.5, -0.7, 0.2]), "bias": jnp.array([0.1, 0.0, -1.0])},
+                 "batch_stats": {"mean": jnp.array([0.5, 0.0, -0.5]), "var": jnp.array([2.0, 1.0, 0.5])}}
+    for a, b in zip(jax.tree.leaves(_batch_norm_results(ours, variables, x)),
+                    jax.tree.leaves(_batch_norm_results(theirs, variables, x)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+
+
+def test_batch_norm_train_gradient_includes_its_returned_statistics():
+    x = 2.0 * jax.random.normal(jax.random.PRNGKey(1), (7, 9, 2)) + 1.0
+    scale, bias = jnp.array([0.8, -1.3]), jnp.array([0.3, 0.1])
+
+    def reference(x, scale, bias):
+        mean, var = x.mean((0, 1)), x.var((0, 1))
+        return (x - mean) / jnp.sqrt(var + 1e-3) * scale + bias, mean, var
+
+    def loss(function):
+        def value(x, scale, bias):
+            y, mean, var = function(x, scale, bias)
+            return jnp.cos(y).sum() + (mean * jnp.array([2.0, -1.0])).sum() + (var ** 2).sum()
+        return jax.grad(value, argnums=(0, 1, 2))(x, scale, bias)
+
+    for a, b in zip(loss(lambda *args: models.batch_norm_train(*args, 1e-3)), loss(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_cnn_takes_any_number_of_frames():
