@@ -7,7 +7,8 @@ mixed precision; BatchNorm statistics stay float32).
 
 ``SeedCNN`` is the reference network exactly; ``CNN`` is our configurable one (wider and deeper,
 residual blocks, statistics pooling over time so that any number of frames works). ``create_model``
-builds either from a config.
+builds either from a config. Their layers ``Conv3x3``, ``max_pool`` and ``BatchNorm`` compute what Flax's
+``nn.Conv``, ``nn.max_pool`` and ``nn.BatchNorm`` compute, written for speed on XLA:CPU (each says what it gained).
 """
 
 from __future__ import annotations
