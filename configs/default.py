@@ -1,6 +1,6 @@
 """The best recipe found so far (BENCHMARKS.md, "Accuracy"): ``configs/medium.py``, a CNN of 131k parameters with
-``configs/small.py``'s features (and its training of sessions 9-10: 60 epochs, no SpecAugment), on the four corpora
-with the reference's random protocol. Compare protocols with ``--config.protocol=speaker`` or
+``configs/small.py``'s features and training (light SpecAugment, 90 epochs), on the four corpora with the reference's
+random protocol. Compare protocols with ``--config.protocol=speaker`` or
 ``--config.protocol=loco --config.test_corpus=<corpus>``.
 
 Run: ``python train.py --workdir runs/default`` (without prepared corpora it trains the synthetic demo,
