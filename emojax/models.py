@@ -13,10 +13,9 @@ builds either from a config. Their layers ``Conv3x3``, ``max_pool`` and ``BatchN
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
-
-import functools
 
 import flax.linen as nn
 import jax
@@ -80,6 +79,13 @@ def max_pool(x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
     return x.reshape(batch, height // wh, wh, width // ww, ww, channels).max(axis=(2, 4))
 
 
+def _normalize(x: jnp.ndarray, mean: jnp.ndarray, inv_std: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray
+               ) -> jnp.ndarray:
+    """``(x - mean) * inv_std * scale + bias`` as one multiply-add per value: x (..., C) -> float32 (..., C)."""
+    multiplier = scale * inv_std
+    return x.astype(jnp.float32) * multiplier + (bias - mean * multiplier)
+
+
 def _batch_norm_forward(x: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, epsilon: float
                         ) -> tuple[tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray], tuple[jnp.ndarray, ...]]:
     axes = tuple(range(x.ndim - 1))
@@ -87,8 +93,7 @@ def _batch_norm_forward(x: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, e
     mean = x32.mean(axes)
     var = jnp.maximum(jnp.square(x32).mean(axes) - jnp.square(mean), 0.0)
     inv_std = jax.lax.rsqrt(var + epsilon)
-    multiplier = scale * inv_std
-    y = (x32 * multiplier + (bias - mean * multiplier)).astype(x.dtype)
+    y = _normalize(x32, mean, inv_std, scale, bias).astype(x.dtype)
     return (y, mean, var), (x, mean, inv_std, scale)
 
 
@@ -149,8 +154,8 @@ class BatchNorm(nn.Module):
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
         running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
         if self.use_running_average:
-            multiplier = scale * jax.lax.rsqrt(running_var.value + self.epsilon)
-            return (x.astype(jnp.float32) * multiplier + (bias - running_mean.value * multiplier)).astype(self.dtype)
+            inv_std = jax.lax.rsqrt(running_var.value + self.epsilon)
+            return _normalize(x, running_mean.value, inv_std, scale, bias).astype(self.dtype)
         y, mean, var = batch_norm_train(x, scale, bias, self.epsilon)
         if not self.is_initializing():
             running_mean.value = self.momentum * running_mean.value + (1.0 - self.momentum) * mean
