@@ -2,9 +2,12 @@
 
     python eval.py --workdir DIR [--split test]          # metrics JSON (last stdout line), DIR/eval/
     python eval.py --workdir DIR --audio FILE [FILE ...] [--json]
+    python eval.py --workdir DIR1 --workdir DIR2 ... --out OUT [--split test]   # an ensemble's metrics, OUT/
 
 Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the data it was trained on, and
-writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png. Prediction mode prints one line per file
+writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png (or into ``--out``). Several ``--workdir`` flags
+make an ensemble: each clip's class probabilities are the mean of the runs' (which must share the protocol, split
+and window settings, ``emojax.train.ENSEMBLE_FIXED``); both modes take one. Prediction mode prints one line per file
 (``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; each file that cannot be
 read (missing, empty, truncated, not audio) gets one line ``error: FILE: reason`` on stderr, the other files are
 still predicted, and the exit status is 1 when any file failed. A file with at least one sample is predicted.
@@ -22,18 +25,21 @@ from pathlib import Path
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
+flags.DEFINE_multi_string("workdir", None, "A train.py workdir; repeat the flag for an ensemble of several runs.",
+                          required=True)
+flags.DEFINE_string("out", None, "Metrics mode: the directory for metrics*.json and the confusion matrix (default: "
+                    "WORKDIR/eval with one --workdir; required with several).")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate (metrics mode).")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to use.")
 flags.DEFINE_string("audio", None, "Predict this audio file (more files may follow as arguments).")
 flags.DEFINE_bool("json", False, "Prediction mode: print one JSON object per file.")
 
 
-def predict(workdir: str, files: list[str], as_json: bool) -> int:
+def predict(workdirs: list[str], files: list[str], as_json: bool) -> int:
     """Prints a prediction per file; returns the exit status (1 if any file failed)."""
     from emojax import inference
 
-    predictor = inference.Predictor.from_workdir(workdir, FLAGS.checkpoint)
+    predictor = inference.Predictor.from_workdirs(workdirs, FLAGS.checkpoint)
     failed = 0
     for path in files:
         try:
@@ -50,12 +56,11 @@ def predict(workdir: str, files: list[str], as_json: bool) -> int:
     return 1 if failed else 0
 
 
-def evaluate(workdir: str, split: str) -> int:
-    """Prints the metrics JSON as the last stdout line and writes workdir/eval/."""
+def evaluate(workdirs: list[str], split: str, out: Path) -> int:
+    """Prints the metrics JSON as the last stdout line and writes ``out``."""
     from emojax import metrics, train
 
-    result = train.evaluate_checkpoint(workdir, split, FLAGS.checkpoint)
-    out = Path(workdir) / "eval"
+    result = train.evaluate_checkpoint(workdirs, split, FLAGS.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if split == "test" else f"_{split}"
     (out / f"metrics{suffix}.json").write_text(json.dumps(result, indent=1))
@@ -77,10 +82,12 @@ def main(argv: list[str]) -> int:
 
     if FLAGS.audio is None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; audio files go after --audio")
+    if FLAGS.audio is None and FLAGS.out is None and len(FLAGS.workdir) > 1:
+        raise app.UsageError("an ensemble's metrics need --out DIR (where to write them)")
     try:
         if FLAGS.audio is not None:
             return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json)
-        return evaluate(FLAGS.workdir, FLAGS.split)
+        return evaluate(FLAGS.workdir, FLAGS.split, Path(FLAGS.out or Path(FLAGS.workdir[0]) / "eval"))
     except (FileNotFoundError, train.TrainingError) as e:  # no checkpoint, or none readable
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1

@@ -3,7 +3,9 @@
 Each run is ``python train.py --workdir RUNS/<name>/seed<k> --config <config> --config.seed=<k> ...``; its
 test figures come from the best-by-validation checkpoint (``test_metrics.json``), its training time from
 ``metrics.jsonl``. Finished runs are not trained again (train.py resumes a workdir; a complete one only
-re-evaluates), so the script can be stopped and started.
+re-evaluates), so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains its member runs, then
+averages their class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>``
+(test and validation splits); its training time is the members' total.
 
     python benchmarks/accuracy.py --runs runs/accuracy --data_dir /work/data/tfds \
         --only seed-random,default-random --seeds 0,1,2 > accuracy.md
@@ -26,6 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = ("ravdess", "savee", "crema_d", "tess")
 
+# SpecAugment as configs/small.py and configs/default.py have it (configs/speaker.py pins it off).
+SPECAUG = ("--config.freq_masks=1", "--config.max_freq_width=4", "--config.time_masks=1", "--config.max_time_width=20")
 # SpecAugment off: configs/small.py until session 11 and configs/default.py until session 12 had none.
 NO_MASKS = ("--config.freq_masks=0", "--config.max_freq_width=0", "--config.time_masks=0", "--config.max_time_width=0")
 # Their training then: no SpecAugment, 60 epochs (now both recipes have masks and 90 epochs).
@@ -63,6 +67,7 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
     "default-speaker-balanced": ("2: speaker-independent", "configs/speaker.py", ()),
+    "default-speaker-balanced-specaug": ("2: speaker-independent", "configs/speaker.py", SPECAUG),
     **{
         f"default-loco-{held_out}": (
             f"3: leave {held_out} out", "configs/default.py",
@@ -70,6 +75,13 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         )
         for held_out in CORPORA
     },
+}
+
+# Ensembles: name -> (protocol, member runs). The ensemble of seed k averages the class probabilities of the members'
+# seed-k runs (``eval.py --workdir ... --workdir ... --out RUNS/<name>/seed<k>``); its members are trained first.
+ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ensemble-random": ("1: random 80/20", ("default-random", "default-random-e60", "small-random")),
+    "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 
 
@@ -92,11 +104,37 @@ def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool 
     return _result(workdir, protocol, config, overrides, wall=time.perf_counter() - started)
 
 
+def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True) -> dict | None:
+    """Trains (or resumes) the members of ensemble ``name``, evaluates its seed on the test and validation splits
+    (``RUNS/<name>/seed<k>/metrics.json``, ``metrics_validation.json``) and returns its test metrics with the members'
+    total training time; ``train=False`` only reads a finished ensemble (None when it has no ``metrics.json``)."""
+    protocol, members = ENSEMBLES[name]
+    workdir = runs / name / f"seed{seed}"
+    if train:
+        for member in members:
+            run_one(member, seed, runs, data_dir)
+        for split in ("validation", "test"):
+            command = [sys.executable, str(REPO / "eval.py"), *(f"--workdir={runs / m / f'seed{seed}'}" for m in members),
+                       f"--split={split}", f"--out={workdir}"]
+            print(f"[accuracy] {' '.join(command)}", file=sys.stderr, flush=True)
+            subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    if not (workdir / "metrics.json").exists():
+        return None
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    metrics["train_seconds"] = sum(_train_seconds(runs / m / f"seed{seed}") for m in members)
+    metrics["protocol"], metrics["config"], metrics["overrides"] = protocol, f"ensemble of {' + '.join(members)}", []
+    return metrics
+
+
+def _train_seconds(workdir: Path) -> float:
+    """Seconds the epochs of a run took (its ``metrics.jsonl``)."""
+    return float(sum(json.loads(line)["epoch_seconds"] for line in (workdir / "metrics.jsonl").read_text().splitlines()))
+
+
 def _result(workdir: Path, protocol: str, config: str, overrides: tuple[str, ...], wall: float | None) -> dict:
     """A finished run's ``test_metrics.json`` with its training time, protocol and command added."""
     metrics = json.loads((workdir / "test_metrics.json").read_text())
-    epochs = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    metrics["train_seconds"] = float(sum(e["epoch_seconds"] for e in epochs))
+    metrics["train_seconds"] = _train_seconds(workdir)
     metrics["wall_seconds_this_call"] = wall
     metrics["protocol"], metrics["config"], metrics["overrides"] = protocol, config, list(overrides)
     return metrics
@@ -174,17 +212,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "accuracy", help="parent of the workdirs")
     parser.add_argument("--data_dir", default=None, help="TFDS data dir with the four prepared corpora")
-    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated run names of: {', '.join(RUNS)}")
+    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated run names of: {', '.join(RUNS)}; "
+                        f"or ensembles: {', '.join(ENSEMBLES)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--report", action="store_true",
                         help="train nothing: tabulate the finished runs (seeds without test_metrics.json are left out)")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(names) - set(RUNS))
+    unknown = sorted(set(names) - set(RUNS) - set(ENSEMBLES))
     if unknown:
-        parser.error(f"unknown run names {unknown}; choose from {', '.join(RUNS)}")
+        parser.error(f"unknown run names {unknown}; choose from {', '.join([*RUNS, *ENSEMBLES])}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {name: [r for seed in seeds if (r := run_one(name, seed, args.runs, args.data_dir, not args.report))]
+    results = {name: [r for seed in seeds
+                      if (r := (run_ensemble if name in ENSEMBLES else run_one)(name, seed, args.runs, args.data_dir,
+                                                                                not args.report))]
                for name in names}
     results = {name: runs for name, runs in results.items() if runs}
     args.runs.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Predict emotions of any recording with a trained workdir.
+"""Predict emotions of any recording with a trained workdir, or an ensemble of several.
 
 Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 16 kHz), then:
 
@@ -16,7 +16,7 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
 
 The whole-file prediction is the mean of the window probabilities.
 
-    predictor = Predictor.from_workdir("runs/demo")
+    predictor = Predictor.from_workdir("runs/demo")  # or Predictor.from_workdirs([...]): an ensemble
     result = predictor.predict_file("clip.flac")
     result.emotion, result.probabilities["anger"], result.windows[0]["start_seconds"]
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,23 +74,35 @@ def _distribution(probs: np.ndarray) -> tuple[str, dict[str, float]]:
 
 
 class Predictor:
-    """A trained model with its normalisation and window settings."""
+    """A trained model, or an ensemble of several, with the normalisation and window settings of each.
 
-    def __init__(self, config: ml_collections.ConfigDict, variables: dict, normalization: input_pipeline.Normalization):
-        self.config = config
-        self.variables = variables
-        self.normalization = normalization
-        self._trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
+    An ensemble's members share their raw windows (``train.ENSEMBLE_FIXED``: the window settings of
+    ``config``, the first member's) and each normalises them with its own statistics; a window's probabilities
+    are the mean of the members'.
+    """
+
+    def __init__(self, members: Sequence[tuple[ml_collections.ConfigDict, dict, input_pipeline.Normalization]]):
+        """``members``: (config, variables, normalization) of each model (``train.eval_variables`` of its state)."""
+        mesh = train.make_mesh()
+        self.config = members[0][0]
+        self._members = [(train.Trainer(config, models.create_model(config), mesh), variables, normalization)
+                         for config, variables, normalization in members]
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, which: str = "best") -> Predictor:
         """From the ``"best"`` (or ``"latest"``) checkpoint of a ``train.py`` workdir."""
-        config, state, normalization, _ = train.restore(workdir, which)
-        return cls(config, train.eval_variables(state), normalization)
+        return cls.from_workdirs([workdir], which)
+
+    @classmethod
+    def from_workdirs(cls, workdirs: Sequence[str | Path], which: str = "best") -> Predictor:
+        """An ensemble of the ``which`` checkpoints of several workdirs (``train.restore_ensemble``)."""
+        return cls([(config, train.eval_variables(state), normalization)
+                    for config, state, normalization, _ in train.restore_ensemble(workdirs, which)])
 
     def _classify(self, windows: np.ndarray) -> np.ndarray:
-        """(K, n_mfcc, frames) raw MFCC windows -> (K, C) probabilities."""
-        return self._trainer.predict(self.variables, self.normalization(windows), batch_size=CHUNK_WINDOWS)
+        """(K, n_mfcc, frames) raw MFCC windows -> (K, C) probabilities, the mean over the members."""
+        return np.mean([trainer.predict(variables, normalization(windows), batch_size=CHUNK_WINDOWS)
+                        for trainer, variables, normalization in self._members], axis=0)
 
     def predict(self, audio: np.ndarray, sample_rate: int, file: str | None = None) -> Prediction:
         """Predict one recording: audio (samples,) or (samples, channels), int PCM or float, any rate (Hz)."""

@@ -77,6 +77,11 @@ DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validatio
 # and the step -> epoch mapping (batch size).
 RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size",
                 "seed", "ema_decay")
+# Config fields the members of an ensemble (several workdirs whose class probabilities are averaged) must share: the
+# clips of each split and the raw evaluation windows, which each member normalises with its own statistics.
+ENSEMBLE_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed",
+                  "n_mfcc", "offset_frames", "window_frames", "utterance_normalization", "test_crops",
+                  "crop_shift_frames")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "deltas": 0}
 # The TrainState fields of those checkpoints (no ``ema``).
@@ -518,37 +523,81 @@ def restore(workdir: str | Path, which: str = "best"
     return config, state, input_pipeline.Normalization.from_dict(normalization), step
 
 
-def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays,
-              classes: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Metrics of evaluation ``arrays`` (x: (N, K, n_mfcc, frames)); a clip's probabilities are the mean over
-    its K windows. With ``classes`` (``input_pipeline.held_out_classes``), the metrics of the decision
-    restricted to them are added as ``held_out_classes``."""
-    x = arrays.x
-    probs = trainer.predict(eval_variables(state), x.reshape(-1, *x.shape[2:]))
-    probs = probs.reshape(*x.shape[:2], -1).mean(axis=1)
-    groups = {"corpus": arrays.corpus}
-    result = metrics.classification_metrics(arrays.y, probs, groups=groups)
+def restore_ensemble(workdirs: Sequence[str | Path], which: str = "best"
+                     ) -> list[tuple[ml_collections.ConfigDict, TrainState, input_pipeline.Normalization, int]]:
+    """``restore`` of each of ``workdirs``: the members of an ensemble, whose class probabilities are averaged.
+
+    Raises ``TrainingError`` naming the workdir and fields when a member differs from the first in
+    ``ENSEMBLE_FIXED`` (other clips or other raw windows); members may differ in model, training and
+    normalisation statistics.
+    """
+    if not workdirs:
+        raise ValueError("an ensemble needs at least one workdir")
+    members = [restore(workdir, which) for workdir in workdirs]
+    first = members[0][0].to_dict()
+    for workdir, (config, *_) in zip(workdirs[1:], members[1:]):
+        diffs = _config_diffs(config.to_dict(), first, ENSEMBLE_FIXED, f"in {workdirs[0]}")
+        if diffs:
+            raise TrainingError(f"{workdir} cannot be averaged with {workdirs[0]}: it was trained on other clips or "
+                                f"windows ({'; '.join(diffs)}); ensemble runs of the same protocol, split and window "
+                                "settings")
+    return members
+
+
+def _clip_probabilities(trainer: Trainer, variables: dict, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, C) of N clips: the mean over each clip's K windows x (N, K, n_mfcc, frames)."""
+    probs = trainer.predict(variables, x.reshape(-1, *x.shape[2:]))
+    return probs.reshape(*x.shape[:2], -1).mean(axis=1)
+
+
+def _metrics(probs: np.ndarray, labels: np.ndarray, corpus: np.ndarray, classes: tuple[str, ...] | None = None
+             ) -> dict[str, Any]:
+    """Metrics of clip probabilities (N, C) against labels (N,), grouped by corpus (N,). With ``classes``
+    (``input_pipeline.held_out_classes``), the metrics of the decision restricted to them are added as
+    ``held_out_classes``."""
+    groups = {"corpus": corpus}
+    result = metrics.classification_metrics(labels, probs, groups=groups)
     if classes is not None:
         restricted = metrics.restrict(probs, [EMOTIONS.index(c) for c in classes])
         result["held_out_classes"] = {"classes": list(classes),
-                                      **metrics.classification_metrics(arrays.y, restricted, groups=groups)}
+                                      **metrics.classification_metrics(labels, restricted, groups=groups)}
     return result
 
 
-def evaluate_checkpoint(workdir: str | Path, split: str = "test", which: str = "best") -> dict[str, Any]:
-    """Metrics (``metrics.classification_metrics``, grouped by corpus) of a workdir's ``which`` checkpoint
-    on ``split`` of the data and protocol it was trained with, plus ``checkpoint_step`` and ``split``."""
-    config, state, normalization, step = restore(workdir, which)
+def _evaluate(trainer: Trainer, state: TrainState, arrays: input_pipeline.Arrays,
+              classes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """``_metrics`` of evaluation ``arrays`` (x: (N, K, n_mfcc, frames)): a clip's probabilities are the mean over
+    its K windows."""
+    return _metrics(_clip_probabilities(trainer, eval_variables(state), arrays.x), arrays.y, arrays.corpus, classes)
+
+
+def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str = "test", which: str = "best"
+                        ) -> dict[str, Any]:
+    """Metrics (``metrics.classification_metrics``, grouped by corpus) of a workdir's ``which`` checkpoint on
+    ``split`` of the data and protocol it was trained with, plus ``split`` and ``checkpoint_step``.
+
+    With several workdirs, of their ensemble (``restore_ensemble``): a clip's probabilities are the mean over the
+    members (each over its windows); ``members`` lists each one's workdir and checkpoint step and
+    ``num_parameters`` is the members' total.
+    """
+    workdirs = [workdir] if isinstance(workdir, (str, Path)) else list(workdir)
     if split not in input_pipeline.SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(input_pipeline.SPLITS)}")
+    members = restore_ensemble(workdirs, which)
+    config = members[0][0]
     corpus = input_pipeline.load_splits(config)[split]
-    arrays = input_pipeline.Arrays(
-        normalization(input_pipeline.evaluation_windows(corpus, config)),
-        corpus.label.astype(np.int32), corpus.corpus)
-    trainer = Trainer(config, models.create_model(config), make_mesh())
+    windows = input_pipeline.evaluation_windows(corpus, config)
+    mesh, member_probs = make_mesh(), []
+    for member_config, state, normalization, _ in members:
+        trainer = Trainer(member_config, models.create_model(member_config), mesh)
+        member_probs.append(_clip_probabilities(trainer, eval_variables(trainer.place(state)), normalization(windows)))
+    probs = np.mean(member_probs, axis=0)
     classes = input_pipeline.held_out_classes(config) if split == "test" else None
-    result = _evaluate(trainer, trainer.place(state), arrays, classes)
-    return {**result, "checkpoint_step": step, "split": split}
+    result = {**_metrics(probs, corpus.label.astype(np.int32), corpus.corpus, classes), "split": split}
+    if len(members) == 1:
+        return {**result, "checkpoint_step": members[0][3]}
+    return {**result, "members": [{"workdir": str(w), "checkpoint_step": m[3]} for w, m in zip(workdirs, members)],
+            "num_parameters": int(sum(p.size for m in members for p in jax.tree.leaves(m[1].params)))}
 
 
 def ensure_prepared(config: ml_collections.ConfigDict) -> None:

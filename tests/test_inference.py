@@ -208,3 +208,90 @@ def test_utterance_normalization_is_applied_to_recordings_as_in_training(trained
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], predictor._classify(window)[0],
                                atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def other_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Path:
+    """A second, smaller model on the demo run's data and windows: an ensemble member."""
+    from configs import demo
+    from emojax import train
+
+    workdir = tmp_path_factory.mktemp("other")
+    config = demo.get_config()
+    config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=2, seed=1))
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_an_ensemble_averages_its_members_probabilities(trained_workdir, other_workdir, synthetic_data_dir):
+    from emojax import input_pipeline, metrics, train
+
+    members = [trained_workdir, other_workdir]
+    config, *_ = train.restore(trained_workdir)
+    test = input_pipeline.load_splits(config)["test"]
+    windows = input_pipeline.evaluation_windows(test, config)  # (N, 1, n_mfcc, frames)
+    member_probs = [inference.Predictor.from_workdir(w)._classify(windows[:, 0]) for w in members]
+    assert np.abs(member_probs[0] - member_probs[1]).max() > 0.05  # two different models
+    expected = metrics.classification_metrics(test.label, np.mean(member_probs, axis=0))
+
+    result = train.evaluate_checkpoint(members)
+    assert result["accuracy"] == pytest.approx(expected["accuracy"])
+    assert result["unweighted_accuracy"] == pytest.approx(expected["unweighted_accuracy"])
+    np.testing.assert_array_equal(result["confusion_matrix"], expected["confusion_matrix"])
+    assert [m["workdir"] for m in result["members"]] == [str(w) for w in members] and "checkpoint_step" not in result
+    single = [train.evaluate_checkpoint(w) for w in members]
+    assert result["num_parameters"] == sum(json.loads((w / "test_metrics.json").read_text())["num_parameters"]
+                                           for w in members)
+    assert "members" not in single[0] and single[0]["checkpoint_step"] == result["members"][0]["checkpoint_step"]
+    # The same model twice is the model.
+    assert train.evaluate_checkpoint([trained_workdir] * 2)["confusion_matrix"] == single[0]["confusion_matrix"]
+
+    ensemble = inference.Predictor.from_workdirs(members)
+    clip = next(synthetic.generate("test"))
+    got = ensemble.predict(clip.audio, synthetic.SAMPLE_RATE)
+    alone = [inference.Predictor.from_workdir(w).predict(clip.audio, synthetic.SAMPLE_RATE) for w in members]
+    for name in EMOTIONS:
+        assert got.probabilities[name] == pytest.approx(np.mean([a.probabilities[name] for a in alone]), abs=1e-5)
+        assert got.windows[0]["probabilities"][name] == pytest.approx(
+            np.mean([a.windows[0]["probabilities"][name] for a in alone]), abs=1e-5)
+
+
+def test_an_ensemble_refuses_runs_of_other_clips_or_windows(trained_workdir, tmp_path, synthetic_data_dir,
+                                                           compilation_cache):
+    from configs import demo
+    from emojax import train
+
+    config = demo.get_config()
+    config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=1, split_seed=7, n_mfcc=20))
+    train.train_and_evaluate(config, tmp_path / "other_split")
+    for call in (train.evaluate_checkpoint, inference.Predictor.from_workdirs):
+        with pytest.raises(train.TrainingError, match=r"other_split cannot be averaged with .*split_seed: 7 there, "
+                                                       r"42 in .*n_mfcc: 20 there, 25 in"):
+            call([trained_workdir, tmp_path / "other_split"])
+
+
+def test_eval_cli_evaluates_and_predicts_with_an_ensemble(trained_workdir, other_workdir, synthetic_data_dir,
+                                                          compilation_cache, audio_files, tmp_path):
+    from emojax import train
+
+    members = [str(trained_workdir), str(other_workdir)]
+    flags = [f"--workdir={w}" for w in members]
+    done = _run(*flags, "--split=validation", f"--out={tmp_path / 'ensemble'}", data_dir=synthetic_data_dir,
+                cache=compilation_cache)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = train.evaluate_checkpoint(members, "validation")
+    assert result["accuracy"] == pytest.approx(expected["accuracy"]) and len(result["members"]) == 2
+    assert json.loads((tmp_path / "ensemble" / "metrics_validation.json").read_text())["members"] == result["members"]
+    assert (tmp_path / "ensemble" / "confusion_matrix_validation.png").is_file()
+
+    missing = _run(*flags, data_dir=synthetic_data_dir, cache=compilation_cache)
+    assert missing.returncode != 0 and "--out" in missing.stderr
+
+    predicted = _run(*flags, "--json", "--audio", str(audio_files["stereo_44k.flac"]), data_dir=synthetic_data_dir,
+                     cache=compilation_cache)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    got = json.loads(predicted.stdout.strip().splitlines()[-1])["probabilities"]
+    want = inference.Predictor.from_workdirs(members).predict_file(audio_files["stereo_44k.flac"]).probabilities
+    for name in EMOTIONS:
+        assert got[name] == pytest.approx(want[name], abs=1e-5)
