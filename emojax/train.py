@@ -78,10 +78,9 @@ DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validatio
 RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size",
                 "seed", "ema_decay")
 # Config fields the members of an ensemble (several workdirs whose class probabilities are averaged) must share: the
-# clips of each split and the raw evaluation windows, which each member normalises with its own statistics.
-ENSEMBLE_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed",
-                  "n_mfcc", "offset_frames", "window_frames", "utterance_normalization", "test_crops",
-                  "crop_shift_frames")
+# clips of each split and the raw evaluation windows (DATA_FIXED but the normalisation, which each member applies with
+# its own statistics, and the evaluation windows' placement).
+ENSEMBLE_FIXED = (*(f for f in DATA_FIXED if f != "normalization"), "test_crops", "crop_shift_frames")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "deltas": 0}
 # The TrainState fields of those checkpoints (no ``ema``).
@@ -107,6 +106,11 @@ class TrainState(train_state.TrainState):
     batch_stats: Any
     rng: jax.Array
     ema: Any = None
+
+
+def num_parameters(params: Any) -> int:
+    """The number of values in a parameter pytree (batch statistics and optimizer state not included)."""
+    return int(sum(p.size for p in jax.tree.leaves(params)))
 
 
 def eval_variables(state: TrainState) -> dict[str, Any]:
@@ -597,7 +601,7 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     if len(members) == 1:
         return {**result, "checkpoint_step": members[0][3]}
     return {**result, "members": [{"workdir": str(w), "checkpoint_step": m[3]} for w, m in zip(workdirs, members)],
-            "num_parameters": int(sum(p.size for m in members for p in jax.tree.leaves(m[1].params)))}
+            "num_parameters": sum(num_parameters(m[1].params) for m in members)}
 
 
 def ensure_prepared(config: ml_collections.ConfigDict) -> None:
@@ -837,7 +841,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
     model = models.create_model(config)
     trainer = Trainer(config, model, mesh, class_weights(config, train.y), load_teacher(config, normalization))
     state = create_train_state(config, model, steps_per_epoch)
-    n_params = sum(p.size for p in jax.tree.leaves(state.params))
+    n_params = num_parameters(state.params)
     _log(f"model: {config.model}, {n_params:,} parameters; {mesh.size} device(s) "
          f"({jax.devices()[0].platform}); {steps_per_epoch} steps/epoch of {config.batch_size}")
 
