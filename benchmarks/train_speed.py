@@ -3,6 +3,7 @@ the same CNN in Keras/TensorFlow, on random data of the real shapes (9,729 windo
 labels in [0, 8)), so no dataset is needed.
 
     python benchmarks/train_speed.py [--rounds 3] [--epochs 1] [--steps 50] [--batch_size 16]
+        [--dtype float32] [--conv auto] [--paths all] [--peak_size 2048] [--no_predict]
 
 Each measurement runs in its own subprocess (TensorFlow and XLA:CPU both size thread pools to the machine
 and fight when they share a process); the paths are interleaved over ``--rounds`` (order reversed every
@@ -10,10 +11,17 @@ other round) and the table shows medians over rounds and timed epochs. Per path 
 (after emojax's ahead-of-time compile; Keras traces in it), then ``--epochs`` timed epochs, each of
 ``--steps`` batches of random data; seconds per epoch are extrapolated from examples/s to 9,729 clips
 (``--steps 0``: whole epochs of 608 batches, the remainder dropped as emojax does, no extrapolation). FLOP/s
-use the SeedCNN's training FLOPs per example from XLA's cost analysis of the compiled emojax train step (the
-Keras model is the same network, so the same count); the peak is a float32 2048 x 2048 ``jnp.dot`` timed
-under ``jit`` in its own subprocess (fastest of 10 calls). Target (issue 6): an epoch in <= 8 s and >= 1.5x
+count the matrix products and convolutions of the SeedCNN's training step per example (``product_flops`` of the
+emojax step's jaxpr: 100.4 M; the Keras model is the same network, so the same count; until session 14 the
+tables used XLA:CPU's cost analysis, 115-119 M, which adds the elementwise work); the peak is a float32 2048 x 2048 ``jnp.dot`` timed
+under ``jit`` in its own subprocess (fastest of 10 calls; ``--peak_size`` sets the size, and with ``--dtype
+bfloat16`` the product is in bfloat16 as the step's compute is). Target (issue 6): an epoch in <= 8 s and >= 1.5x
 the Keras peer on the 2-core CPU.
+
+On a GPU: ``--dtype bfloat16`` times the mixed-precision option (emojax paths; the Keras peer stays float32),
+``--conv matmul|lax`` forces ``models.CONV_IMPLEMENTATION`` (default "auto": products on CPU, ``lax.conv`` on
+GPU/TPU), ``--paths`` picks a subset of the paths. The Keras peer runs on whatever backend Keras is set to
+(``KERAS_BACKEND``; TensorFlow by default, e.g. ``torch`` where TensorFlow has no GPU build installed).
 
 Each round also times evaluation, ``Trainer.predict`` on 2,433 windows (the seed protocol's test clips), as it is
 now (batches of 32, up to 32 batches scanned per jitted call) and as it was until session 11 (one jitted call per
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -66,25 +75,47 @@ def seed_config(batch_size: int) -> Any:
     return config
 
 
-def _flops(compiled: Any) -> float:
-    """FLOPs of a compiled JAX executable from XLA's cost analysis (a dict, or a list of one in older JAX)."""
-    cost = compiled.cost_analysis()
-    if isinstance(cost, list):
-        cost = cost[0]
-    return float(cost["flops"])
+def product_flops(jaxpr: Any) -> float:
+    """FLOPs of the matrix products and convolutions in ``jaxpr`` (a ``jax.extend.core.Jaxpr``), sub-jaxprs
+    included (a scan's body times its length): 2 x output size x contracted size for each ``dot_general`` and
+    ``conv_general_dilated``. The same count for either ``Conv3x3`` form and on any backend, where XLA's cost
+    analysis leaves out library calls (cuDNN convolutions) and depends on the compiler's rewrites."""
+    from jax.extend.core import ClosedJaxpr, Jaxpr
+
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        out = math.prod(eqn.outvars[0].aval.shape) if eqn.outvars else 0
+        if eqn.primitive.name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * out * math.prod(lhs[d] for d in contracting)
+        elif eqn.primitive.name == "conv_general_dilated":
+            rhs, spec = eqn.invars[1].aval.shape, eqn.params["dimension_numbers"].rhs_spec
+            total += 2 * out * math.prod(rhs[d] for d in spec[1:])  # input features x kernel window
+        repeats = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(sub, ClosedJaxpr):
+                    total += repeats * product_flops(sub.jaxpr)
+                elif isinstance(sub, Jaxpr):
+                    total += repeats * product_flops(sub)
+    return total
 
 
-def worker_jax(path: str, steps: int, epochs: int, batch_size: int) -> dict[str, Any]:
-    """Times the emojax Trainer on ``path`` ("emojax on-device" or "emojax host-fed").
+def worker_jax(path: str, steps: int, epochs: int, batch_size: int, dtype: str, conv: str) -> dict[str, Any]:
+    """Times the emojax Trainer on ``path`` ("emojax on-device" or "emojax host-fed"), computing in ``dtype``
+    with ``models.CONV_IMPLEMENTATION = conv``.
 
-    Returns {"epoch_seconds": [...], "warmup_seconds", "examples_per_epoch", "devices"} and,
-    host-fed, "train_flops_per_example" (XLA's cost analysis of the compiled train step).
+    Returns {"epoch_seconds": [...], "warmup_seconds", "examples_per_epoch", "devices", "conv",
+    "train_flops_per_example"} (the last: ``product_flops`` of the train step).
     """
     import jax
 
     from emojax import models, train
 
+    models.CONV_IMPLEMENTATION = conv
     config = seed_config(batch_size)
+    config.dtype = dtype
     config.data_on_device = path == "emojax on-device"
     x, y = random_data(steps * batch_size)
     trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
@@ -101,16 +132,17 @@ def worker_jax(path: str, steps: int, epochs: int, batch_size: int) -> dict[str,
         if not np.isfinite(history["loss"]).all():
             raise RuntimeError(f"{path}: non-finite loss in epoch {epoch}")
     result = {"epoch_seconds": times[1:], "warmup_seconds": times[0], "examples_per_epoch": steps * batch_size,
-              "devices": [str(d) for d in jax.devices()]}
-    if not config.data_on_device:  # one compiled step (one batch); both paths scan it
-        xb = jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype, sharding=trainer.batch_sharding)
-        yb = jax.ShapeDtypeStruct((batch_size,), y.dtype, sharding=trainer.batch_sharding)
-        step = trainer.step.lower(state, xb, yb, jax.random.PRNGKey(0)).compile()
-        result["train_flops_per_example"] = _flops(step) / batch_size
+              "devices": [str(d) for d in jax.devices()], "conv": models.conv_implementation()}
+    # One step (one batch); both paths scan it.
+    xb = jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype)
+    yb = jax.ShapeDtypeStruct((batch_size,), y.dtype)
+    step = jax.make_jaxpr(trainer.step)(state, xb, yb, jax.random.PRNGKey(0))
+    result["train_flops_per_example"] = product_flops(step.jaxpr) / batch_size
     return result
 
 
-def worker_predict(batch_size: int, batches_per_call: int, repeats: int = 5) -> dict[str, Any]:
+def worker_predict(batch_size: int, batches_per_call: int, dtype: str, conv: str, repeats: int = 5
+                   ) -> dict[str, Any]:
     """Times ``Trainer.predict`` of the SeedCNN on ``EVAL_WINDOWS`` random windows, with ``batch_size`` windows
     per batch and ``batches_per_call`` batches per jitted call; a warm-up call first (compiles), then the fastest
     of ``repeats``. Returns {"seconds", "windows"}."""
@@ -118,7 +150,9 @@ def worker_predict(batch_size: int, batches_per_call: int, repeats: int = 5) -> 
 
     from emojax import models, train
 
+    models.CONV_IMPLEMENTATION = conv
     config = seed_config(16)
+    config.dtype = dtype
     config.eval_batch_size = batch_size
     train.PREDICT_BATCHES_PER_CALL = batches_per_call
     x, _ = random_data(EVAL_WINDOWS)
@@ -152,7 +186,6 @@ def worker_keras(steps: int, epochs: int, batch_size: int) -> dict[str, Any]:
     """Times ``model.fit`` of the Keras peer (Adam 1e-3): one fit call of 1 + ``epochs`` epochs, the first a
     warm-up; epoch times come from a callback. Returns {"epoch_seconds": [...], ...}."""
     import keras
-    import tensorflow as tf
 
     model = keras_model()
     if model.count_params() != KERAS_PARAMS:
@@ -177,17 +210,34 @@ def worker_keras(steps: int, epochs: int, batch_size: int) -> dict[str, Any]:
     timer = EpochTimes()
     model.fit(x[..., None], y, batch_size=batch_size, epochs=epochs + 1, verbose=0, callbacks=[timer])
     return {"epoch_seconds": timer.times[1:], "warmup_seconds": timer.times[0],
-            "examples_per_epoch": steps * batch_size,
-            "devices": [d.name for d in tf.config.list_logical_devices()]}
+            "examples_per_epoch": steps * batch_size, "devices": _keras_devices()}
 
 
-def worker_peak(size: int = 2048, repeats: int = 10) -> dict[str, Any]:
-    """Float32 matmul peak: FLOP/s of a jitted (size x size) @ (size x size), the fastest of ``repeats`` calls
-    (on a shared machine the median measures the neighbours)."""
+def _keras_devices() -> list[str]:
+    """Keras's backend and the devices it computes on."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [f"tensorflow {d.name}" for d in tf.config.list_logical_devices()]
+    if backend == "torch":
+        import torch
+
+        return [f"torch {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "torch cpu"]
+    import jax
+
+    return [f"{backend} {d}" for d in jax.devices()]
+
+
+def worker_peak(size: int, dtype: str, repeats: int = 10) -> dict[str, Any]:
+    """Matmul peak: FLOP/s of a jitted (size x size) @ (size x size) in ``dtype`` (default precision), the
+    fastest of ``repeats`` calls (on a shared machine the median measures the neighbours)."""
     import jax
     import jax.numpy as jnp
 
-    a, b = (jax.random.normal(key, (size, size), jnp.float32) for key in jax.random.split(jax.random.PRNGKey(0)))
+    a, b = (jax.random.normal(key, (size, size), dtype) for key in jax.random.split(jax.random.PRNGKey(0)))
     dot = jax.jit(jnp.dot).lower(a, b).compile()
     dot(a, b).block_until_ready()
     times = []
@@ -195,14 +245,15 @@ def worker_peak(size: int = 2048, repeats: int = 10) -> dict[str, Any]:
         started = time.perf_counter()
         dot(a, b).block_until_ready()
         times.append(time.perf_counter() - started)
-    return {"flops_per_second": 2 * size**3 / min(times), "size": size}
+    return {"flops_per_second": 2 * size**3 / min(times), "size": size, "dtype": dtype}
 
 
 def run_worker(name: str, args: argparse.Namespace, steps: int) -> dict[str, Any]:
     """Runs one measurement in a fresh interpreter; returns its JSON result plus the 1-minute load averages
     before and after."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--steps", str(steps),
-               "--epochs", str(args.epochs), "--batch_size", str(args.batch_size)]
+               "--epochs", str(args.epochs), "--batch_size", str(args.batch_size), "--dtype", args.dtype,
+               "--conv", args.conv, "--peak_size", str(args.peak_size)]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
@@ -216,15 +267,18 @@ def median_rate(runs: list[dict[str, Any]]) -> float:
     return statistics.median(run["examples_per_epoch"] / seconds for run in runs for seconds in run["epoch_seconds"])
 
 
-def table(results: dict[str, list[dict[str, Any]]], peak: float, flops_per_example: float) -> str:
-    """Markdown table of medians: path, examples/s, s/epoch (9,729 clips), GFLOP/s, % of ``peak``, ratio vs Keras."""
+def table(results: dict[str, list[dict[str, Any]]], peak: float, peak_dtype: str, flops_per_example: float
+          ) -> str:
+    """Markdown table of medians: path, examples/s, s/epoch (9,729 clips), GFLOP/s, % of ``peak``, and the ratio
+    to the Keras peer where it ran."""
     rates = {path: median_rate(runs) for path, runs in results.items()}
     lines = ["| path | examples/s | s/epoch | GFLOP/s | % of peak | vs keras |", "|---|---|---|---|---|---|"]
     for path, rate in rates.items():
         flops = rate * flops_per_example
-        lines.append(f"| {path} | {rate:.0f} | {NUM_EXAMPLES / rate:.1f} | {flops / 1e9:.2f} | {100 * flops / peak:.1f}"
-                     f" | {rate / rates['keras']:.2f}x |")
-    lines.append(f"| matmul peak (float32 jnp.dot) | | | {peak / 1e9:.1f} | 100 | |")
+        versus = f"{rate / rates['keras']:.2f}x" if "keras" in rates else "-"
+        lines.append(f"| {path} | {rate:.0f} | {NUM_EXAMPLES / rate:.2f} | {flops / 1e9:.2f} |"
+                     f" {100 * flops / peak:.1f} | {versus} |")
+    lines.append(f"| matmul peak ({peak_dtype} jnp.dot) | | | {peak / 1e9:.1f} | 100 | |")
     return "\n".join(lines)
 
 
@@ -235,62 +289,77 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50,
                         help=f"batches per epoch, extrapolated to {NUM_EXAMPLES} clips; 0: whole epochs")
     parser.add_argument("--batch_size", type=int, default=16, help="as configs/seed.py")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="emojax's compute dtype (config.dtype) and the matmul peak's; Keras stays float32")
+    parser.add_argument("--conv", choices=("auto", "matmul", "lax"), default="auto",
+                        help="models.CONV_IMPLEMENTATION for the emojax paths")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {', '.join(PATHS)}")
+    parser.add_argument("--peak_size", type=int, default=2048, help="matrix size of the matmul peak")
+    parser.add_argument("--no_predict", action="store_true", help="skip the Trainer.predict timings")
     parser.add_argument("--worker", choices=(*PATHS, "peak", *PREDICT_VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = args.steps or NUM_EXAMPLES // args.batch_size
     if args.worker:
         if args.worker == "peak":
-            result = worker_peak()
+            result = worker_peak(args.peak_size, args.dtype)
         elif args.worker == "keras":
             result = worker_keras(steps, args.epochs, args.batch_size)
         elif args.worker in PREDICT_VARIANTS:
-            result = worker_predict(*PREDICT_VARIANTS[args.worker])
+            result = worker_predict(*PREDICT_VARIANTS[args.worker], args.dtype, args.conv)
         else:
-            result = worker_jax(args.worker, steps, args.epochs, args.batch_size)
+            result = worker_jax(args.worker, steps, args.epochs, args.batch_size, args.dtype, args.conv)
         print(json.dumps(result))
         return
 
-    results: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
-    predictions: dict[str, list[float]] = {variant: [] for variant in PREDICT_VARIANTS}
+    paths = [path for path in PATHS if path in args.paths.split(",")]
+    unknown = set(args.paths.split(",")) - set(PATHS)
+    if unknown or not paths:
+        parser.error(f"--paths: unknown {sorted(unknown)}; choose from {', '.join(PATHS)}")
+    results: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
+    variants = () if args.no_predict else tuple(PREDICT_VARIANTS)
+    predictions: dict[str, list[float]] = {variant: [] for variant in variants}
     peaks: list[float] = []
     for round_ in range(1, args.rounds + 1):
         peak = run_worker("peak", args, steps)
         peaks.append(peak["flops_per_second"])
         print(f"[round {round_}] matmul peak {peak['flops_per_second'] / 1e9:.1f} GFLOP/s"
               f" (load {peak['load_before']:.2f})", file=sys.stderr, flush=True)
-        for path in PATHS if round_ % 2 else PATHS[::-1]:
+        for path in paths if round_ % 2 else paths[::-1]:
             run = run_worker(path, args, steps)
             results[path].append(run)
             print(f"[round {round_}] {path}: {', '.join(f'{s:.2f}' for s in run['epoch_seconds'])} s per"
                   f" {run['examples_per_epoch']} examples (warm-up {run['warmup_seconds']:.2f} s; load"
                   f" {run['load_before']:.2f} -> {run['load_after']:.2f}; wall {run['wall_seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
-        for variant in PREDICT_VARIANTS:
+        for variant in variants:
             run = run_worker(variant, args, steps)
             predictions[variant].append(run["seconds"])
             print(f"[round {round_}] predict, {variant}: {run['seconds']:.2f} s per {run['windows']} windows"
                   f" (load {run['load_before']:.2f} -> {run['load_after']:.2f})", file=sys.stderr, flush=True)
-    flops_per_example = results["emojax host-fed"][0]["train_flops_per_example"]
+    jax_path = next((path for path in paths if path != "keras"), None)
+    flops_per_example = results[jax_path][0]["train_flops_per_example"] if jax_path else float("nan")
     loads = [run[key] for runs in results.values() for run in runs for key in ("load_before", "load_after")]
     whole = steps == NUM_EXAMPLES // args.batch_size
-    print(f"jax.devices(): {results['emojax on-device'][0]['devices']};"
-          f" tensorflow: {results['keras'][0]['devices']}")
+    print("; ".join(f"{path}: {runs[0]['devices']}" + (f", conv {runs[0]['conv']}, {args.dtype}" if path != "keras"
+                                                      else "") for path, runs in results.items()))
     print(f"{args.rounds} round(s) x {args.epochs} timed epoch(s) of {steps} steps x batch {args.batch_size}"
           f" ({'whole epochs' if whole else f'extrapolated to {NUM_EXAMPLES} clips'}); training FLOPs per example"
-          f" (XLA cost analysis of the emojax step): {flops_per_example / 1e6:.1f} M;"
+          f" (products and convolutions of the emojax step): {flops_per_example / 1e6:.1f} M;"
           f" 1-minute load average {min(loads):.2f}-{max(loads):.2f}")
-    print(table(results, statistics.median(peaks), flops_per_example))
-    rate, keras_rate = median_rate(results["emojax on-device"]), median_rate(results["keras"])
-    met = NUM_EXAMPLES / rate <= TARGET_SECONDS and rate / keras_rate >= TARGET_VS_KERAS
-    print(f"target (on-device epoch <= {TARGET_SECONDS:.0f} s and >= {TARGET_VS_KERAS}x keras):"
-          f" {'met' if met else 'NOT met'}")
+    print(table(results, statistics.median(peaks), args.dtype, flops_per_example))
+    if "emojax on-device" in results and "keras" in results:
+        rate, keras_rate = median_rate(results["emojax on-device"]), median_rate(results["keras"])
+        met = NUM_EXAMPLES / rate <= TARGET_SECONDS and rate / keras_rate >= TARGET_VS_KERAS
+        print(f"target (on-device epoch <= {TARGET_SECONDS:.0f} s and >= {TARGET_VS_KERAS}x keras):"
+              f" {'met' if met else 'NOT met'}")
+    if not predictions:
+        return
     seconds = {variant: statistics.median(times) for variant, times in predictions.items()}
     baseline = seconds["one call per 256 windows"]
     print(f"\nEvaluation: Trainer.predict of the SeedCNN on {EVAL_WINDOWS} windows (medians of the rounds' fastest"
           f" of 5 calls)\n\n| Trainer.predict | windows/s | s | speed-up |\n|---|---|---|---|")
     for variant, value in seconds.items():
         print(f"| {variant} | {EVAL_WINDOWS / value:.0f} | {value:.2f} | {baseline / value:.2f}x |")
-
 
 if __name__ == "__main__":
     main()

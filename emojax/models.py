@@ -31,14 +31,30 @@ _BN_EPSILON = 1e-3
 _BN_MOMENTUM = 0.99
 
 
+# How ``Conv3x3`` computes: "auto" (matrix products on CPU, ``lax.conv`` on GPU/TPU), "matmul" or "lax".
+CONV_IMPLEMENTATIONS = ("auto", "matmul", "lax")
+CONV_IMPLEMENTATION = "auto"
+
+
+def conv_implementation() -> str:
+    """``CONV_IMPLEMENTATION`` resolved for the default backend: "matmul" or "lax"."""
+    if CONV_IMPLEMENTATION not in CONV_IMPLEMENTATIONS:
+        raise ValueError(f"models.CONV_IMPLEMENTATION must be one of {CONV_IMPLEMENTATIONS}, "
+                         f"got {CONV_IMPLEMENTATION!r}")
+    if CONV_IMPLEMENTATION == "auto":
+        return "matmul" if jax.default_backend() == "cpu" else "lax"
+    return CONV_IMPLEMENTATION
+
+
 class Conv3x3(nn.Module):
-    """3x3 'same' convolution (NHWC) computed with matrix products.
+    """3x3 'same' convolution (NHWC): matrix products on CPU, the backend's convolution elsewhere.
 
     Same parameters as ``nn.Conv(features, (3, 3), padding="SAME")`` (``kernel`` (3, 3, C_in, features),
-    ``bias``). XLA:CPU runs convolutions inside ``lax.scan`` (our fast path: a scanned epoch) many times
-    slower than matrix products: on the 2-core dev machine a scanned SeedCNN epoch ran at 30 examples/s
-    with ``lax.conv``, about 250 with im2col and about 20 % faster again with the nine per-tap products
-    below (XLA:CPU's 9-way concatenation of an im2col is slow). On GPU/TPU both forms are fine.
+    ``bias``); ``conv_implementation()`` picks the form. XLA:CPU runs convolutions inside ``lax.scan`` (our fast
+    path: a scanned epoch) many times slower than matrix products: on the 2-core dev machine a scanned SeedCNN
+    epoch ran at 30 examples/s with ``lax.conv``, about 250 with im2col and about 20 % faster again with the nine
+    per-tap products below (XLA:CPU's 9-way concatenation of an im2col is slow). On a GPU, ``lax.conv`` (cuDNN)
+    is the faster form (BENCHMARKS.md, "Training speed", GPU).
     """
 
     features: int
@@ -52,6 +68,12 @@ class Conv3x3(nn.Module):
         batch, height, width, channels = x.shape
         kernel = self.param("kernel", self.kernel_init, (3, 3, channels, self.features), jnp.float32)
         kernel = kernel.astype(self.dtype)
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+        if conv_implementation() == "lax":
+            y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel, (1, 1), "SAME",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return y + bias if self.use_bias else y
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         taps = [padded[:, i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
         if channels <= 3:  # im2col of a 1-3 channel input: one (B*H*W, 9 C_in) x (9 C_in, features) product
@@ -59,9 +81,7 @@ class Conv3x3(nn.Module):
         else:  # nine (B*H*W, C_in) x (C_in, features) products, summed: no 9x patch copy
             y = sum(tap.reshape(-1, channels) @ kernel[t // 3, t % 3] for t, tap in enumerate(taps))
         y = y.reshape(batch, height, width, self.features)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
-        return y
+        return y + bias if self.use_bias else y
 
 
 def max_pool(x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:

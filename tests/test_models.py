@@ -51,14 +51,24 @@ def _variables(model: nn.Module, x: jnp.ndarray) -> dict:
     return {"params": params, "batch_stats": jax.tree.map(lambda s: jnp.ones(s.shape), shapes["batch_stats"])}
 
 
+@pytest.mark.parametrize("implementation", ["matmul", "lax"])
 @pytest.mark.parametrize("channels", [1, 3, 5])  # im2col (1-3 input channels) and per-tap products
-def test_conv3x3_equals_flax_conv(channels):
+def test_conv3x3_equals_flax_conv(channels, implementation, monkeypatch):
+    monkeypatch.setattr(models, "CONV_IMPLEMENTATION", implementation)
+    assert models.conv_implementation() == implementation
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 11, channels))
     rng = np.random.default_rng(0)
     params = {"params": {"kernel": jnp.asarray(rng.normal(size=(3, 3, channels, 6)), jnp.float32),
                          "bias": jnp.asarray(rng.normal(size=(6,)), jnp.float32)}}
     reference = nn.Conv(6, (3, 3), padding="SAME").apply(params, x)
     np.testing.assert_allclose(models.Conv3x3(6).apply(params, x), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_implementation_auto_and_unknown(monkeypatch):
+    assert models.conv_implementation() == ("matmul" if jax.default_backend() == "cpu" else "lax")
+    monkeypatch.setattr(models, "CONV_IMPLEMENTATION", "cudnn")
+    with pytest.raises(ValueError, match="CONV_IMPLEMENTATION must be one of"):
+        models.conv_implementation()
 
 
 @pytest.mark.parametrize("shape,window", [((2, 25, 216, 3), (2, 2)), ((1, 1, 27, 2), (1, 2))])
