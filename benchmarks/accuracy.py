@@ -63,6 +63,8 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "default-random": ("1: random 80/20", "configs/default.py", ()),
     # Session 12's choice: the recipe until then (60 epochs, no SpecAugment).
     "default-random-e60": ("1: random 80/20", "configs/default.py", E60_NO_MASKS),
+    # Session 14: attentive statistics pooling instead of plain statistics pooling.
+    "default-random-attention": ("1: random 80/20", "configs/default.py", ("--config.pooling=attention",)),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),

@@ -253,12 +253,36 @@ class ConvBlock(nn.Module):
         return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
 
 
+class AttentiveStatsPooling(nn.Module):
+    """Attentive statistics pooling over time (Okabe et al., 2018): a weighted mean and standard deviation.
+
+    x: (B, T, C) -> (B, 2C) float32. Each frame gets a score ``v . tanh(W x_t + b)`` (``W``: C -> ``attention``
+    units), the weights are the scores' softmax over time, and the output is the weighted mean and the weighted
+    standard deviation of the frames. With constant scores it is plain statistics pooling (mean and std over time).
+    """
+
+    attention: int = 64
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        hidden = jnp.tanh(nn.Dense(self.attention, dtype=self.dtype)(x))
+        scores = nn.Dense(1, dtype=self.dtype)(hidden)[..., 0].astype(jnp.float32)  # (B, T)
+        weights = jax.nn.softmax(scores, axis=1)[..., None]
+        x = x.astype(jnp.float32)
+        mean = (weights * x).sum(axis=1)
+        var = (weights * jnp.square(x)).sum(axis=1) - jnp.square(mean)
+        return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 0.0) + 1e-5)], axis=-1)
+
+
 class CNN(nn.Module):
     """Configurable CNN: ``ConvBlock`` per entry of ``widths``, then a head.
 
     ``deltas`` (0, 1 or 2) adds the window's deltas (``features.delta`` over time, width 9) and, with 2, its
     accelerations as input channels. ``pooling="stats"`` averages over frequency and takes the mean and standard
-    deviation over time (any number of frames works); ``"flatten"`` flattens (fixed input size, like ``SeedCNN``).
+    deviation over time (any number of frames works); ``"attention"`` averages over frequency and weights the
+    frames by learned attention (``AttentiveStatsPooling``); ``"flatten"`` flattens (fixed input size, like
+    ``SeedCNN``).
     Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``; ``hidden=0`` leaves out the hidden
     layer (Dropout -> Dense ``num_classes`` on the pooled features), which frees its parameters for convolutions.
     """
@@ -287,10 +311,12 @@ class CNN(nn.Module):
         if self.pooling == "stats":
             x = x.astype(jnp.float32).mean(axis=1)  # (B, W, C)
             x = jnp.concatenate([x.mean(axis=1), jnp.sqrt(x.var(axis=1) + 1e-5)], axis=-1).astype(self.dtype)
+        elif self.pooling == "attention":
+            x = AttentiveStatsPooling(dtype=self.dtype)(x.astype(jnp.float32).mean(axis=1)).astype(self.dtype)
         elif self.pooling == "flatten":
             x = x.reshape((x.shape[0], -1))
         else:
-            raise ValueError(f"unknown pooling {self.pooling!r}; use 'stats' or 'flatten'")
+            raise ValueError(f"unknown pooling {self.pooling!r}; use 'stats', 'attention' or 'flatten'")
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         if self.hidden:
             x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))

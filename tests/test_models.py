@@ -129,13 +129,36 @@ def test_batch_norm_train_gradient_includes_its_returned_statistics():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_cnn_takes_any_number_of_frames():
-    model = models.CNN(widths=(8, 16), hidden=16)
+@pytest.mark.parametrize("pooling", ["stats", "attention"])
+def test_cnn_takes_any_number_of_frames(pooling):
+    model = models.CNN(widths=(8, 16), hidden=16, pooling=pooling)
     variables = _variables(model, jnp.zeros((1, 25, 216)))
     apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
     for frames in (40, 500):
         logits = apply(variables, jnp.ones((3, 25, frames)))
         assert logits.shape == (3, 8) and bool(jnp.isfinite(logits).all())
+
+
+def test_attentive_pooling_weights_frames_and_is_stats_pooling_with_constant_scores():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 30, 6)), jnp.float32)  # (B, T, C)
+    pool = models.AttentiveStatsPooling(attention=4)
+    variables = pool.init(jax.random.PRNGKey(0), x)
+    mean, std = np.split(np.asarray(pool.apply(variables, x)), 2, axis=-1)
+    # Reference: the weighted mean and standard deviation, written out in float64.
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+    scores = np.tanh(np.asarray(x, np.float64) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]) \
+        @ p["Dense_1"]["kernel"][:, 0] + p["Dense_1"]["bias"][0]
+    w = np.exp(scores - scores.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    ref_mean = np.einsum("bt,btc->bc", w, x)
+    ref_std = np.sqrt(np.einsum("bt,btc->bc", w, np.square(np.asarray(x, np.float64) - ref_mean[:, None])) + 1e-5)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(mean, np.asarray(x).mean(1), atol=1e-3)  # the weights are not uniform ...
+    variables["params"]["Dense_1"]["kernel"] = jnp.zeros_like(variables["params"]["Dense_1"]["kernel"])
+    uniform = np.asarray(pool.apply(variables, x))  # ... until every frame scores the same
+    np.testing.assert_allclose(uniform, np.concatenate([x.mean(1), np.sqrt(x.var(1) + 1e-5)], -1), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_hidden_zero_classifies_the_pooled_statistics_directly():
