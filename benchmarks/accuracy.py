@@ -2,15 +2,18 @@
 
 Each run is ``python train.py --workdir RUNS/<name>/seed<k> --config <config> --config.seed=<k> ...``; its
 test figures come from the best-by-validation checkpoint (``test_metrics.json``), its training time from
-``metrics.jsonl``. Finished runs are not trained again (train.py resumes a workdir; a complete one only
-re-evaluates), so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains its member runs, then
-averages their class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>``
-(test and validation splits); its training time is the members' total.
+``metrics.jsonl``. Finished runs (with ``test_metrics.json``) are neither trained nor evaluated again, unless
+``--reevaluate`` asks for their evaluation (train.py on a complete workdir only re-evaluates); unfinished ones resume,
+so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains its member runs, then averages their
+class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>`` (test and
+validation splits; again only when that seed has no metrics yet, or with ``--reevaluate``); its training time is
+the members' total.
 
     python benchmarks/accuracy.py --runs runs/accuracy --data_dir /work/data/tfds \
         --only seed-random,default-random --seeds 0,1,2 > accuracy.md
 
-Prints a Markdown table (mean ± std over seeds) and writes ``RUNS/results.json``.
+Prints a Markdown table (mean ± std over seeds) and updates ``RUNS/results.json`` (the seeds of the runs named here
+replace their entries; other runs and seeds stay).
 """
 
 from __future__ import annotations
@@ -87,12 +90,14 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True) -> dict | None:
-    """Trains (or resumes) one run and returns its test metrics with timing added; ``train=False`` only reads a
-    finished run (None when it has no ``test_metrics.json``)."""
+def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True, reevaluate: bool = False
+            ) -> dict | None:
+    """Trains (or resumes) one run and returns its test metrics with timing added; a finished run is only read,
+    or re-evaluated with ``reevaluate``; ``train=False`` only reads (None when the run has no
+    ``test_metrics.json``)."""
     protocol, config, overrides = RUNS[name]
     workdir = runs / name / f"seed{seed}"
-    if not train:
+    if not train or ((workdir / "test_metrics.json").exists() and not reevaluate):
         if not (workdir / "test_metrics.json").exists():
             return None
         return _result(workdir, protocol, config, overrides, wall=None)
@@ -106,15 +111,18 @@ def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool 
     return _result(workdir, protocol, config, overrides, wall=time.perf_counter() - started)
 
 
-def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True) -> dict | None:
+def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True,
+                 reevaluate: bool = False) -> dict | None:
     """Trains (or resumes) the members of ensemble ``name``, evaluates its seed on the test and validation splits
-    (``RUNS/<name>/seed<k>/metrics.json``, ``metrics_validation.json``) and returns its test metrics with the members'
-    total training time; ``train=False`` only reads a finished ensemble (None when it has no ``metrics.json``)."""
+    (``RUNS/<name>/seed<k>/metrics.json``, ``metrics_validation.json``; a seed that has both is only read, unless
+    ``reevaluate``) and returns its test metrics with the members' total training time; ``train=False`` only reads
+    a finished ensemble (None when it has no ``metrics.json``)."""
     protocol, members = ENSEMBLES[name]
     workdir = runs / name / f"seed{seed}"
-    if train:
+    evaluated = all((workdir / f).exists() for f in ("metrics.json", "metrics_validation.json"))
+    if train and (reevaluate or not evaluated):
         for member in members:
-            run_one(member, seed, runs, data_dir)
+            run_one(member, seed, runs, data_dir, reevaluate=reevaluate)
         for split in ("validation", "test"):
             command = [sys.executable, str(REPO / "eval.py"), *(f"--workdir={runs / m / f'seed{seed}'}" for m in members),
                        f"--split={split}", f"--out={workdir}"]
@@ -210,6 +218,18 @@ def confusion_tables(results: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
+def save_results(path: Path, results: dict[str, list[dict]], seeds: list[int]) -> None:
+    """Writes ``results`` into the JSON file at ``path``: their runs' entries for ``seeds`` are replaced; other runs'
+    entries, and their other seeds', are kept (entries without a recorded seed, from before session 14, are
+    replaced too)."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    for name, runs in results.items():
+        kept = [r for r in saved.get(name, []) if r.get("seed") not in seeds and "seed" in r]
+        saved[name] = sorted(kept + runs, key=lambda r: r["seed"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "accuracy", help="parent of the workdirs")
@@ -219,19 +239,20 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--report", action="store_true",
                         help="train nothing: tabulate the finished runs (seeds without test_metrics.json are left out)")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate finished runs and ensembles again (e.g. after a change to evaluation)")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
     unknown = sorted(set(names) - set(RUNS) - set(ENSEMBLES))
     if unknown:
         parser.error(f"unknown run names {unknown}; choose from {', '.join([*RUNS, *ENSEMBLES])}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {name: [r for seed in seeds
+    results = {name: [{**r, "seed": seed} for seed in seeds
                       if (r := (run_ensemble if name in ENSEMBLES else run_one)(name, seed, args.runs, args.data_dir,
-                                                                                not args.report))]
+                                                                                not args.report, args.reevaluate))]
                for name in names}
     results = {name: runs for name, runs in results.items() if runs}
-    args.runs.mkdir(parents=True, exist_ok=True)
-    (args.runs / "results.json").write_text(json.dumps(results, indent=1))
+    save_results(args.runs / "results.json", results, seeds)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU, `{' '.join(sys.argv)}`\n")
     results = with_held_out_classes(results)
     print(table(results))
