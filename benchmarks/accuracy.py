@@ -86,6 +86,8 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # seed-k runs (``eval.py --workdir ... --workdir ... --out RUNS/<name>/seed<k>``); its members are trained first.
 ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random": ("1: random 80/20", ("default-random", "default-random-e60", "small-random")),
+    "ensemble-random-attention": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
+                                                      "default-random-attention")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 
