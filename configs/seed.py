@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.dropout_rate = 0.2
     config.widths = (32, 64, 128, 128)
     config.residual = True
-    config.pooling = "stats"
+    config.pooling = "stats"  # or "attention" (attentive statistics pooling) / "flatten"
     config.hidden = 128
     config.deltas = 0  # "cnn" only: 1 adds the deltas of the MFCC window as an input channel, 2 also accelerations
     config.dtype = "float32"  # or "bfloat16" (mixed precision: bf16 compute, f32 params)
