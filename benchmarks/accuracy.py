@@ -99,10 +99,9 @@ def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool 
     ``test_metrics.json``)."""
     protocol, config, overrides = RUNS[name]
     workdir = runs / name / f"seed{seed}"
-    if not train or ((workdir / "test_metrics.json").exists() and not reevaluate):
-        if not (workdir / "test_metrics.json").exists():
-            return None
-        return _result(workdir, protocol, config, overrides, wall=None)
+    finished = (workdir / "test_metrics.json").exists()
+    if not train or (finished and not reevaluate):
+        return _result(workdir, protocol, config, overrides, wall=None) if finished else None
     command = [sys.executable, str(REPO / "train.py"), f"--workdir={workdir}", f"--config={REPO / config}",
                f"--config.seed={seed}", *(o.format(runs=runs, seed=seed) for o in overrides)]
     if data_dir:

@@ -6,7 +6,7 @@
 #     bash benchmarks/gpu_speed.sh [LOG_DIR]    # tables on stdout, each run's table and log under LOG_DIR
 #
 # The Keras peer runs on TensorFlow when it is installed, else on the torch backend (KERAS_BACKEND=torch).
-set -u
+set -uo pipefail  # a failed run prints its log's tail (tee would hide the status)
 logs=${1:-gpu_speed_logs}
 mkdir -p "$logs"
 python=${PYTHON:-python3}
