@@ -49,8 +49,6 @@ DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 """Where the builder folders live (the source tree; ``pip install -e .`` keeps it)."""
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff", ".aifc", ".mp3"})
 """Files with these extensions are decoded (by content); other files are counted as ignored."""
-INT16_SCALE = 32768.0
-"""float [-1, 1] ↔ int16 PCM scale (the one libsndfile uses)."""
 STRING_FEATURES: tuple[str, ...] = ("speaker", "gender", "corpus", "original_label", "intensity", "text", "file")
 DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "label") + STRING_FEATURES
 """What ``load_split`` returns unless asked otherwise: every feature except the raw audio."""
@@ -256,7 +254,7 @@ def read_recording(file: AudioFile) -> np.ndarray:
                 y, _ = features.load_audio(extracted, features.SAMPLE_RATE)
             except features.AudioFileError as e:  # name the member, not the temporary copy
                 raise features.AudioFileError(str(e).replace(str(extracted), file.name)) from e
-    return np.clip(np.round(y * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
+    return features.to_int16(y)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -137,6 +137,15 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     return (out[0] if len(out) == 1 else np.concatenate(out)), out_rate
 
 
+INT16_SCALE = 32768.0
+"""float [-1, 1] ↔ int16 PCM scale (the one libsndfile uses)."""
+
+
+def to_int16(y: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] (any shape) as int16 PCM, rounded and clipped: how the builders store audio."""
+    return np.clip(np.round(np.asarray(y) * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
+
+
 def _mono_blocks(f: soundfile.SoundFile, buffer: np.ndarray, path: Path) -> Iterator[np.ndarray]:
     """Decodes ``f`` into ``buffer (frames, channels)`` block by block; yields each block mixed to mono, float32.
 

@@ -103,18 +103,28 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
-def load_splits(config: ml_collections.ConfigDict) -> dict[str, Corpus]:
-    """The train / validation / test examples of ``config.datasets`` under ``config.protocol``.
-
-    Reads the prepared TFDS data with ``corpora.load_split`` from ``config.data_dir`` (``None``: the
-    default TFDS data dir).
-    """
+def read_prepared(config: ml_collections.ConfigDict, split: str) -> Corpus:
+    """The examples of ``config.datasets`` in one of their builders' ``split``, corpus after corpus, each in stored
+    order: the prepared TFDS data (``corpora.load_split``) in ``config.data_dir`` (``None``: the default TFDS
+    data dir)."""
     from emojax import corpora  # the builders' module (imports TFDS); only needed here
 
+    keys = ("mfcc", "label", *_STR_FIELDS)
+    return Corpus.concatenate([Corpus.from_split(corpora.load_split(name, split, config.data_dir, keys=keys))
+                               for name in config.datasets])
+
+
+def load_splits(config: ml_collections.ConfigDict,
+                read: Callable[[ml_collections.ConfigDict, str], Corpus] = read_prepared) -> dict[str, Corpus]:
+    """The train / validation / test examples of ``config.datasets`` under ``config.protocol``.
+
+    ``read(config, split)`` gives the examples of a builder split as ``read_prepared`` does (the same examples in
+    the same order give the same protocol splits); another reader can supply them without TFDS, e.g. from MFCCs
+    computed elsewhere (``benchmarks/gpu_accuracy.py``).
+    """
+
     def load(split: str) -> Corpus:
-        keys = ("mfcc", "label", *_STR_FIELDS)
-        return Corpus.concatenate([Corpus.from_split(corpora.load_split(name, split, config.data_dir, keys=keys))
-                                   for name in config.datasets])
+        return read(config, split)
 
     if config.protocol == "speaker":
         return {split: load(split) for split in SPLITS}

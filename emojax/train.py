@@ -740,10 +740,14 @@ def _non_finite_error(config: ml_collections.ConfigDict, workdir: Path, manager:
         f"--config.learning_rate={config.learning_rate / 10:g}")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       splits: dict[str, input_pipeline.Corpus] | None = None) -> dict[str, Any]:
     """Trains ``config`` in ``workdir`` (resuming from its latest good checkpoint), then evaluates the best
     checkpoint on the test split; returns the test metrics (also written to ``workdir/test_metrics.json``).
     With several processes (``jax.distributed``) every process calls it with the same arguments.
+
+    ``splits``: the protocol's examples (``input_pipeline.load_splits``) when they are already in memory; by
+    default they are read from the prepared corpora (building the synthetic one when it is asked for).
 
     Raises ``TrainingError`` (unwritable or incompatible workdir, unreadable checkpoints, non-finite loss)
     and ``Interrupted``: on SIGTERM/SIGINT during an epoch, after checkpointing that epoch; on SIGINT (and, after
@@ -752,7 +756,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """
     workdir = Path(workdir)
     try:
-        return _train_and_evaluate(config, workdir)
+        return _train_and_evaluate(config, workdir, splits)
     except KeyboardInterrupt as e:
         raise _stopped_at_once(workdir, getattr(e, "signum", signal.SIGINT)) from None
 
@@ -818,16 +822,18 @@ def _tensorboard(directory: Path, records: list[dict[str, Any]]) -> Any:
     return writer
 
 
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
+                        splits: dict[str, input_pipeline.Corpus] | None) -> dict[str, Any]:
     primary = _is_primary()
     _check_writable(workdir)
-    if primary:  # builds the synthetic corpus when needed: once, before the other processes read it
-        ensure_prepared(config)
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("emojax: data prepared")
-    if not primary:  # nothing to build any more; explains a corpus missing on this host
-        ensure_prepared(config)
-    splits = input_pipeline.load_splits(config)
+    if splits is None:
+        if primary:  # builds the synthetic corpus when needed: once, before the other processes read it
+            ensure_prepared(config)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("emojax: data prepared")
+        if not primary:  # nothing to build any more; explains a corpus missing on this host
+            ensure_prepared(config)
+        splits = input_pipeline.load_splits(config)
     arrays, normalization = input_pipeline.prepare(config, splits)
     train = arrays["train"]
     steps_per_epoch = len(train.x) // config.batch_size

@@ -247,6 +247,16 @@ def test_load_audio_stereo_to_mono_and_resampling(tmp_path: Path) -> None:
     assert np.abs(y).max() <= 1.0
 
 
+def test_to_int16_rounds_and_clips_like_pcm16_files(tmp_path: Path) -> None:
+    y = np.array([-1.5, -1.0, -0.5, 0.0, 0.49 / 32768, 0.51 / 32768, 0.5, 1.0, 2.0], np.float32)
+    expected = [-32768, -32768, -16384, 0, 0, 1, 16384, 32767, 32767]
+    assert features.to_int16(y).dtype == np.int16 and features.to_int16(y).tolist() == expected
+    # A 16-bit file reads back (as float in [-1, 1)) to the same integers.
+    pcm = np.array([-32768, -3, 0, 5, 32767], np.int16)
+    soundfile.write(tmp_path / "x.wav", pcm, 16000, subtype="PCM_16")
+    assert features.to_int16(features.load_audio(tmp_path / "x.wav")[0]).tolist() == pcm.tolist()
+
+
 def test_load_audio_bad_files_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.wav"
     with pytest.raises(FileNotFoundError) as info:

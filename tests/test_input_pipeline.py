@@ -48,6 +48,27 @@ def test_random_protocol_is_disjoint_and_keeps_test_aside():
     assert not files["train"] & files["validation"]
 
 
+def test_load_splits_takes_the_builder_splits_from_any_reader():
+    parts = {split: _corpus(60, seed=k) for k, split in enumerate(input_pipeline.SPLITS)}
+    calls = []
+
+    def read(config: ml_collections.ConfigDict, split: str) -> Corpus:
+        calls.append((config.datasets, split))
+        return parts[split]
+
+    config = ml_collections.ConfigDict(dict(datasets=("a", "b"), protocol="speaker", test_fraction=0.2,
+                                            validation_fraction=0.1, split_seed=3))
+    assert {k: list(v.file) for k, v in input_pipeline.load_splits(config, read).items()} == {
+        k: list(v.file) for k, v in parts.items()}
+    assert calls == [(("a", "b"), split) for split in input_pipeline.SPLITS]
+    config.protocol = "random"
+    expected = input_pipeline.random_protocol(Corpus.concatenate(list(parts.values())), 0.2, 0.1, seed=3)
+    got = input_pipeline.load_splits(config, read)
+    for split in input_pipeline.SPLITS:
+        assert np.array_equal(got[split].file, expected[split].file)
+        assert all(np.array_equal(a, b) for a, b in zip(got[split].mfcc, expected[split].mfcc))
+
+
 def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
     parts = {split: _corpus(40, seed=i).subset(np.arange(40)) for i, split in enumerate(input_pipeline.SPLITS)}
     parts = {split: Corpus(**{**vars(c), "file": np.array([f"{split}/{f}" for f in c.file])})

@@ -381,6 +381,16 @@ def test_bfloat16_compute_trains_like_float32_with_float32_params_and_statistics
     assert probs.dtype == np.float32 and probs.shape == (len(x), 8)
 
 
+def test_a_run_on_splits_in_memory_reads_no_prepared_data(tmp_path, synthetic_data_dir, compilation_cache):
+    config = tiny_config(epochs=1, data_dir=synthetic_data_dir)
+    splits = input_pipeline.load_splits(config)
+    expected = train.train_and_evaluate(config, tmp_path / "read")
+    config.data_dir = str(tmp_path / "nothing-prepared-here")
+    got = train.train_and_evaluate(config, tmp_path / "given", splits)
+    assert got["confusion_matrix"] == expected["confusion_matrix"] and got["accuracy"] == expected["accuracy"]
+    assert not (tmp_path / "nothing-prepared-here").exists()
+
+
 def test_readers_of_a_workdir_without_checkpoints_create_nothing(tmp_path):
     from emojax import inference
 
