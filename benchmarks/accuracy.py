@@ -68,10 +68,11 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "default-random-e60": ("1: random 80/20", "configs/default.py", E60_NO_MASKS),
     # Session 14: attentive statistics pooling instead of plain statistics pooling.
     "default-random-attention": ("1: random 80/20", "configs/default.py", ("--config.pooling=attention",)),
-    # Session 15, trained on a lent GPU (benchmarks/gpu_accuracy.py): the default recipe 4x wider (configs/large.py),
-    # and 6x wider.
+    # Session 15, trained on a lent H200 GPU (benchmarks/gpu_accuracy.py): the default recipe there (against the CPU's
+    # default-random), 2x wider (configs/large.py) and 3x wider (configs/xlarge.py).
+    "default-random-h200": ("1: random 80/20", "configs/default.py", ()),
     "large-random": ("1: random 80/20", "configs/large.py", ()),
-    "xlarge-random": ("1: random 80/20", "configs/large.py", ("--config.widths=(48,96,192,384)", "--config.hidden=384")),
+    "xlarge-random": ("1: random 80/20", "configs/xlarge.py", ()),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
@@ -94,6 +95,9 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
                                                       "default-random-attention")),
     "ensemble-random-large": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
                                                   "default-random-attention", "large-random")),
+    "ensemble-random-wide": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
+                                                 "default-random-attention", "large-random", "xlarge-random")),
+    "ensemble-h200": ("1: random 80/20", ("default-random-h200", "large-random", "xlarge-random")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 

@@ -9,7 +9,9 @@ order. So, three steps:
    of one example per split and corpus, to check the recomputed ones against.
 2. ``features`` (there, with the audio as ``AUDIO/<corpus>/<file>``, e.g. a copy of ``../shared/corpora``) decodes the
    manifest's files that are present and not yet cached, computes their MFCCs with the builders' front end
-   (``features.clip_mfccs``, float32 products at full precision) and caches them; it can run on parts of the audio.
+   (``features.clip_mfccs``) on JAX's CPU backend and caches them; it can run on parts of the audio. On the CPU they
+   equal the prepared ones exactly; on an H200, even with float32 products at full precision, per-clip means and
+   standard deviations differed by up to 0.004 and 0.034 and single values by up to 0.42 (session 15).
 3. ``train`` (there) trains runs of ``benchmarks/accuracy.py``'s ``RUNS`` in-process from the cached MFCCs
    (``train.train_and_evaluate(config, workdir, splits)``) until ``--budget`` seconds are used, and packs each
    finished workdir with only its best checkpoint into ``OUT/<run>-seed<k>.tar``. Unpacked into the runs folder
@@ -36,6 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,10 +91,12 @@ def _cached(cache: Path) -> dict[int, np.ndarray]:
 
 
 def compute_features(manifest: Path, audio: Path, cache: Path) -> None:
-    """Caches the MFCCs of the manifest's files present under ``audio`` and not cached yet, checked against the
-    manifest: the same frame counts, per-clip mean and std, and the whole sample clips within ``_MAX_ABS_DIFF``."""
+    """Caches the MFCCs of the manifest's files present under ``audio`` and not cached yet, computed on the CPU and
+    checked against the manifest: the same frame counts, per-clip mean and std, and the whole sample clips within
+    ``_MAX_ABS_DIFF``."""
     import jax
 
+    jax.config.update("jax_platforms", "cpu")  # before any computation: the prepared MFCCs were computed on a CPU
     m = np.load(manifest)
     cache.mkdir(parents=True, exist_ok=True)
     done = _cached(cache)
@@ -101,25 +106,27 @@ def compute_features(manifest: Path, audio: Path, cache: Path) -> None:
         print(f"nothing to do: {len(done)} cached, none of the other {len(paths)} files under {audio}")
         return
     started = time.perf_counter()
-    with concurrent.futures.ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(os.cpu_count(), mp_context=spawn) as pool:
         clips = list(pool.map(_read_pcm, [str(paths[i]) for i in todo], chunksize=32))
     decoded = time.perf_counter() - started
-    with jax.default_matmul_precision("highest"):
-        mfccs = features.clip_mfccs(clips)
+    mfccs = features.clip_mfccs(clips)
     seconds = time.perf_counter() - started
     frames = np.array([x.shape[1] for x in mfccs])
     bad = np.flatnonzero(frames != m["frames"][todo])
     if bad.size:
-        raise ValueError(f"{bad.size} clips have other frame counts than the prepared ones, e.g. {paths[todo[bad[0]]]}: "
-                         f"{frames[bad[0]]} against {m['frames'][todo[bad[0]]]}; is {audio} the audio {manifest} was "
-                         "exported from?")
+        first = todo[bad[0]]
+        raise ValueError(f"{bad.size} clips have other frame counts than the prepared ones, e.g. {paths[first]}: "
+                         f"{frames[bad[0]]} against {m['frames'][first]}; is {audio} the audio {manifest} was exported "
+                         "from?")
     mean_diff = np.abs([x.mean(dtype=np.float64) for x in mfccs] - m["mean"][todo]).max()
     std_diff = np.abs([x.std(dtype=np.float64) for x in mfccs] - m["std"][todo]).max()
     samples = np.split(m["sample_mfcc"], np.cumsum(m["frames"][m["sample_index"]])[:-1], axis=1)
-    sample_diff = max((np.abs(mfccs[todo.index(i)] - s).max() for i, s in zip(m["sample_index"], samples) if i in todo),
-                      default=float("nan"))
+    position = {i: k for k, i in enumerate(todo)}
+    sample_diff = max((np.abs(mfccs[position[i]] - s).max() for i, s in zip(m["sample_index"], samples)
+                       if i in position), default=float("nan"))
     print(f"MFCCs of {len(todo)} clips in {seconds:.1f} s ({decoded:.1f} s decoding, {os.cpu_count()} processes; "
-          f"{jax.devices()[0].device_kind}); against the prepared ones: frames equal, per-clip mean and std within "
+          f"{jax.devices()[0].platform}); against the prepared ones: frames equal, per-clip mean and std within "
           f"{mean_diff:.2e} / {std_diff:.2e}, sample clips within {sample_diff:.2e}", flush=True)
     if max(mean_diff, std_diff, np.nan_to_num(sample_diff)) > _MAX_ABS_DIFF:
         raise ValueError(f"the recomputed MFCCs differ from the prepared ones by more than {_MAX_ABS_DIFF}")
@@ -136,9 +143,10 @@ def corpus_reader(manifest: Path, cache: Path) -> Callable:
         raise FileNotFoundError(f"{missing} of the manifest's examples have no MFCCs in {cache}; run the features "
                                 "command on the rest of the audio first")
     everything = input_pipeline.Corpus(mfcc=[mfcc[i] for i in range(len(m["label"]))], label=m["label"],
-                                       file=m["path"].astype(str), **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
+                                       file=m["path"].astype(str),
+                                       **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
 
-    def read(config, split: str) -> input_pipeline.Corpus:
+    def read(config: ml_collections.ConfigDict, split: str) -> input_pipeline.Corpus:
         return input_pipeline.Corpus.concatenate([
             everything.subset(np.flatnonzero((m["split"] == split) & (m["corpus"] == name)))
             for name in config.datasets])
@@ -146,7 +154,7 @@ def corpus_reader(manifest: Path, cache: Path) -> Callable:
     return read
 
 
-def run_config(name: str, seed: int, data_dir: str):
+def run_config(name: str, seed: int, data_dir: str) -> ml_collections.ConfigDict:
     """The config of ``benchmarks/accuracy.py``'s run ``name`` with ``--config.seed=seed`` (its overrides applied as
     train.py's ``--config.FIELD=VALUE`` flags would be: Python literals, else strings)."""
     _, path, overrides = RUNS[name]
@@ -192,7 +200,8 @@ def train_jobs(manifest: Path, cache: Path, runs: Path, jobs: list[tuple[str, in
         left = budget - (time.perf_counter() - started)
         expected = took.get(name, 2 * max(took.values(), default=0.0))
         if expected > left:
-            print(f"[gpu_accuracy] skipped {name} seed {seed}: ~{expected:.0f} s expected, {left:.0f} s left", flush=True)
+            print(f"[gpu_accuracy] skipped {name} seed {seed}: ~{expected:.0f} s expected, {left:.0f} s left",
+                  flush=True)
             continue
         config = run_config(name, seed, data_dir)
         workdir = runs / name / f"seed{seed}"

@@ -1,8 +1,10 @@
 """``configs/default.py`` with twice the channels in every block (widths 32-64-128-256) and a hidden layer of 256:
-521,704 parameters, about 4x the default's computation. Meant for a GPU (BENCHMARKS.md, "Accuracy", session 15,
-says what it took on one).
+521,704 parameters, 3.9x the default's computation (244 M FLOPs in products and convolutions per 216-frame window,
+forward). Meant for a GPU: on a lent H200 its 90 epochs took 19 s, a whole run (data, compilation, checkpoints, test)
+~50 s (BENCHMARKS.md, "Accuracy", session 15).
 
-Run: ``python train.py --workdir runs/large --config configs/large.py``; other protocols as in ``configs/default.py``.
+Run: ``python train.py --workdir runs/large --config configs/large.py``; other protocols as in
+``configs/default.py``.
 """
 
 import ml_collections
