@@ -7,7 +7,8 @@ test figures come from the best-by-validation checkpoint (``test_metrics.json``)
 so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains its member runs, then averages their
 class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>`` (test and
 validation splits; again only when that seed has no metrics yet, or with ``--reevaluate``); its training time is
-the members' total.
+the members' total. Runs trained on another machine (``benchmarks/gpu_accuracy.py`` on a GPU without TFDS) are read
+and ensembled like the others once their packed workdirs are unpacked into RUNS.
 
     python benchmarks/accuracy.py --runs runs/accuracy --data_dir /work/data/tfds \
         --only seed-random,default-random --seeds 0,1,2 > accuracy.md
