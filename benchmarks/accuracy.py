@@ -99,6 +99,9 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random-wide": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
                                                  "default-random-attention", "large-random", "xlarge-random")),
     "ensemble-h200": ("1: random 80/20", ("default-random-h200", "large-random", "xlarge-random")),
+    "ensemble-random-all": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
+                                                "default-random-attention", "large-random", "xlarge-random",
+                                                "default-random-h200")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 
