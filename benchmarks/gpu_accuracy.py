@@ -26,9 +26,7 @@ order. So, three steps:
 from __future__ import annotations
 
 import argparse
-import ast
 import concurrent.futures
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -40,6 +38,8 @@ from pathlib import Path
 
 import ml_collections
 import numpy as np
+from absl import flags
+from ml_collections import config_flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -154,21 +154,17 @@ def corpus_reader(manifest: Path, cache: Path) -> Callable:
     return read
 
 
-def run_config(name: str, seed: int, data_dir: str) -> ml_collections.ConfigDict:
-    """The config of ``benchmarks/accuracy.py``'s run ``name`` with ``--config.seed=seed`` (its overrides applied as
-    train.py's ``--config.FIELD=VALUE`` flags would be: Python literals, else strings)."""
+def run_config(name: str, seed: int, data_dir: str, runs: Path) -> ml_collections.ConfigDict:
+    """The config of ``benchmarks/accuracy.py``'s run ``name`` with ``--config.seed=seed`` and
+    ``--config.data_dir=data_dir``: its config file and overrides parsed by ml_collections as train.py's flags are
+    (``{runs}`` and ``{seed}`` in them filled in as ``accuracy.run_one`` does)."""
     _, path, overrides = RUNS[name]
-    spec = importlib.util.spec_from_file_location("run_config", REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    for override in (*overrides, f"--config.seed={seed}", f"--config.data_dir={data_dir}"):
-        field, value = override.removeprefix("--config.").split("=", 1)
-        try:
-            config[field] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            config[field] = value
-    return config
+    argv = ["gpu_accuracy", f"--config={REPO / path}", *(o.format(runs=runs, seed=seed) for o in overrides),
+            f"--config.seed={seed}", f"--config.data_dir={data_dir}"]
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, flag_values=flag_values, sys_argv=argv)
+    flag_values(argv)
+    return flag_values.config
 
 
 def pack(workdir: Path, best: int, out: Path) -> None:
@@ -203,7 +199,7 @@ def train_jobs(manifest: Path, cache: Path, runs: Path, jobs: list[tuple[str, in
             print(f"[gpu_accuracy] skipped {name} seed {seed}: ~{expected:.0f} s expected, {left:.0f} s left",
                   flush=True)
             continue
-        config = run_config(name, seed, data_dir)
+        config = run_config(name, seed, data_dir, runs)
         workdir = runs / name / f"seed{seed}"
         t0 = time.perf_counter()
         test = train.train_and_evaluate(config, workdir, input_pipeline.load_splits(config, read))

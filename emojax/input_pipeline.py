@@ -24,6 +24,7 @@ all 8 classes and with the decision restricted to the emotions that corpus has (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -122,10 +123,7 @@ def load_splits(config: ml_collections.ConfigDict,
     the same order give the same protocol splits); another reader can supply them without TFDS, e.g. from MFCCs
     computed elsewhere (``benchmarks/gpu_accuracy.py``).
     """
-
-    def load(split: str) -> Corpus:
-        return read(config, split)
-
+    load = functools.partial(read, config)
     if config.protocol == "speaker":
         return {split: load(split) for split in SPLITS}
     if config.protocol == "loco":
