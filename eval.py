@@ -1,7 +1,7 @@
 """Evaluate a trained workdir, or predict emotions of recordings.
 
     python eval.py --workdir DIR [--split test]          # metrics JSON (last stdout line), DIR/eval/
-    python eval.py --workdir DIR --audio FILE [FILE ...] [--json]
+    python eval.py --workdir DIR --audio FILE [FILE ...] [--json] [--one_speaker]
     python eval.py --workdir DIR1 --workdir DIR2 ... --out OUT [--split test]   # an ensemble's metrics, OUT/
 
 Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the data it was trained on, and
@@ -11,6 +11,8 @@ and window settings, ``emojax.train.ENSEMBLE_FIXED``); both modes take one. Pred
 (``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; each file that cannot be
 read (missing, empty, truncated, not audio) gets one line ``error: FILE: reason`` on stderr, the other files are
 still predicted, and the exit status is 1 when any file failed. A file with at least one sample is predicted.
+A model trained with speaker normalisation (``config.speaker_normalization``) needs ``--one_speaker``: the files
+are then one speaker's recordings, and their joint MFCC statistics normalise each (give as many as you have).
 
 A damaged checkpoint is replaced by the newest good one, with a warning naming it on stderr; a workdir
 without a readable checkpoint exits with status 1 and a one-line error.
@@ -33,20 +35,43 @@ flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to ev
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to use.")
 flags.DEFINE_string("audio", None, "Predict this audio file (more files may follow as arguments).")
 flags.DEFINE_bool("json", False, "Prediction mode: print one JSON object per file.")
+flags.DEFINE_bool("one_speaker", False, "Prediction mode: the files are recordings of one speaker, whose statistics "
+                  "over all of them normalise each (needed by models trained with config.speaker_normalization).")
 
 
-def predict(workdirs: list[str], files: list[str], as_json: bool) -> int:
-    """Prints a prediction per file; returns the exit status (1 if any file failed)."""
-    from emojax import inference
+def _report_failure(path: str, error: Exception) -> None:
+    reason = (error.strerror if isinstance(error, FileNotFoundError) else None) or str(error)
+    print(f"error: {path}: {reason.removeprefix(f'{Path(path)}: ')}", file=sys.stderr, flush=True)
+
+
+def predict(workdirs: list[str], files: list[str], as_json: bool, one_speaker: bool) -> int:
+    """Prints a prediction per file; returns the exit status (1 if any file failed). With ``one_speaker`` the
+    readable files' joint speaker statistics normalise each (``inference.Predictor.speaker_statistics``)."""
+    from emojax import features, inference
 
     predictor = inference.Predictor.from_workdirs(workdirs, FLAGS.checkpoint)
-    failed = 0
-    for path in files:
+    if predictor.speaker_normalization != "none" and not one_speaker:
+        raise app.UsageError(f"{workdirs[0]} was trained with speaker normalisation (config.speaker_normalization="
+                             f"{predictor.speaker_normalization!r}): give several recordings of one speaker and "
+                             "--one_speaker")
+    failed, speaker, readable = 0, None, files
+    if one_speaker:
+        loaded, readable = [], []
+        for path in files:
+            try:
+                loaded.append(features.load_audio(path, features.SAMPLE_RATE))
+                readable.append(path)
+            except (FileNotFoundError, ValueError) as e:  # features.AudioFileError is a ValueError naming the file
+                _report_failure(path, e)
+                failed += 1
+        if not loaded:
+            return 1
+        speaker = predictor.speaker_statistics(loaded)
+    for path in readable:
         try:
-            result = predictor.predict_file(path)
-        except (FileNotFoundError, ValueError) as e:  # features.AudioFileError is a ValueError naming the file
-            reason = (e.strerror if isinstance(e, FileNotFoundError) else None) or str(e)
-            print(f"error: {path}: {reason.removeprefix(f'{Path(path)}: ')}", file=sys.stderr, flush=True)
+            result = predictor.predict_file(path, speaker)
+        except (FileNotFoundError, ValueError) as e:
+            _report_failure(path, e)
             failed += 1
             continue
         if as_json:
@@ -86,7 +111,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError("an ensemble's metrics need --out DIR (where to write them)")
     try:
         if FLAGS.audio is not None:
-            return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json)
+            return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json, FLAGS.one_speaker)
         return evaluate(FLAGS.workdir, FLAGS.split, Path(FLAGS.out or Path(FLAGS.workdir[0]) / "eval"))
     except (FileNotFoundError, train.TrainingError) as e:  # no checkpoint, or none readable
         print(f"error: {e}", file=sys.stderr, flush=True)

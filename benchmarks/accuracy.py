@@ -74,11 +74,18 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "default-random-h200": ("1: random 80/20", "configs/default.py", ()),
     "large-random": ("1: random 80/20", "configs/large.py", ()),
     "xlarge-random": ("1: random 80/20", "configs/xlarge.py", ()),
+    # Session 16: speaker normalisation (each clip standardised with its speaker's statistics over their training
+    # clips).
+    "default-random-spknorm": ("1: random 80/20", "configs/default.py", ("--config.speaker_normalization=mean_std",)),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
     "default-speaker-balanced": ("2: speaker-independent", "configs/speaker.py", ()),
     "default-speaker-balanced-specaug": ("2: speaker-independent", "configs/speaker.py", SPECAUG),
+    # Session 16: speaker normalisation; each validation and test speaker by the statistics of their own clips in
+    # that split (unsupervised adaptation: their recordings, not their labels).
+    "default-speaker-spknorm": ("2: speaker-independent, speakers adapted", "configs/speaker.py",
+                                ("--config.speaker_normalization=mean_std",)),
     **{
         f"default-loco-{held_out}": (
             f"3: leave {held_out} out", "configs/default.py",
@@ -102,6 +109,9 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random-all": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
                                                 "default-random-attention", "large-random", "xlarge-random",
                                                 "default-random-h200")),
+    "ensemble-random-spknorm": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
+                                                    "default-random-attention", "large-random", "xlarge-random",
+                                                    "default-random-spknorm")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 

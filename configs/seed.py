@@ -27,6 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.test_crops = 1  # evaluation: mean of the predictions of this many windows over the crops' range
     config.normalization = "per_position"  # or "per_coefficient"
     config.utterance_normalization = "none"  # or "mean" / "mean_std": each clip over its own frames, first
+    # "none", "mean" or "mean_std": each clip by its speaker's statistics over their training clips, before windows
+    # (input_pipeline.speaker_normalize; a speaker without training clips by their own clips in the split).
+    config.speaker_normalization = "none"
     # Model.
     config.model = "seed_cnn"  # or "cnn" (models.CNN: the fields below)
     config.dropout_rate = 0.2

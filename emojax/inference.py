@@ -14,7 +14,9 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
   ``CHUNK_WINDOWS`` windows, so feature and model memory stay bounded however long the file is (only
   the 16 kHz samples are held whole: 230 MB per hour).
 
-The whole-file prediction is the mean of the window probabilities.
+The whole-file prediction is the mean of the window probabilities. A model trained with speaker normalisation
+(``config.speaker_normalization``) first normalises each MFCC by its speaker's statistics, which the caller computes
+from several of that speaker's recordings (``Predictor.speaker_statistics``) and passes to ``predict``.
 
     predictor = Predictor.from_workdir("runs/demo")  # or Predictor.from_workdirs([...]): an ensemble
     result = predictor.predict_file("clip.flac")
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,8 @@ class Predictor:
         """``members``: (config, variables, normalization) of each model (``train.eval_variables`` of its state)."""
         mesh = train.make_mesh()
         self.config = members[0][0]
-        self._members = [(train.Trainer(config, models.create_model(config), mesh), variables, normalization)
+        self._members = [(train.Trainer(config, models.create_model(config), mesh), variables, normalization,
+                          config.get("speaker_normalization", "none"))
                          for config, variables, normalization in members]
 
     @classmethod
@@ -99,13 +102,33 @@ class Predictor:
         return cls([(config, train.eval_variables(state), normalization)
                     for config, state, normalization, _ in train.restore_ensemble(workdirs, which)])
 
-    def _classify(self, windows: np.ndarray) -> np.ndarray:
-        """(K, n_mfcc, frames) raw MFCC windows -> (K, C) probabilities, the mean over the members."""
-        return np.mean([trainer.predict(variables, normalization(windows), batch_size=CHUNK_WINDOWS)
-                        for trainer, variables, normalization in self._members], axis=0)
+    @property
+    def speaker_normalization(self) -> str:
+        """The speaker normalisation a member was trained with (``config.speaker_normalization``), ``"none"`` if
+        none was; a model with one predicts only with its speaker's statistics (``speaker_statistics``)."""
+        kinds = [kind for *_, kind in self._members if kind != "none"]
+        return kinds[0] if kinds else "none"
 
-    def predict(self, audio: np.ndarray, sample_rate: int, file: str | None = None) -> Prediction:
-        """Predict one recording: audio (samples,) or (samples, channels), int PCM or float, any rate (Hz)."""
+    def _classify(self, mfccs: Sequence[np.ndarray], offsets: Sequence[int],
+                  speaker: input_pipeline.SpeakerStatistics | None) -> np.ndarray:
+        """Full MFCCs (40, T_i) of M clips -> (M * K, C) probabilities of their windows at ``offsets`` (K of them;
+        clip after clip), the mean over the members, each with its own speaker and window normalisation."""
+        c = self.config
+        utterance = c.get("utterance_normalization", "none")
+        windows: dict[str, np.ndarray] = {}  # speaker normalisation -> raw windows
+        probs = []
+        for trainer, variables, normalization, kind in self._members:
+            if kind not in windows:
+                windows[kind] = np.concatenate([input_pipeline.crop_windows(
+                    input_pipeline.normalize_by_speaker(mfcc, speaker, kind), offsets, c.window_frames, c.n_mfcc,
+                    utterance) for mfcc in mfccs])
+            probs.append(trainer.predict(variables, normalization(windows[kind]), batch_size=CHUNK_WINDOWS))
+        return np.mean(probs, axis=0)
+
+    @staticmethod
+    def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Audio (samples,) or (samples, channels), int PCM or float, any rate -> (samples,) float32 at
+        ``features.SAMPLE_RATE``."""
         audio = np.asarray(audio)
         if np.issubdtype(audio.dtype, np.integer):
             audio = audio.astype(np.float32) / np.float32(-np.iinfo(audio.dtype).min)
@@ -118,43 +141,72 @@ class Predictor:
         if sample_rate != rate:
             g = math.gcd(int(sample_rate), rate)
             audio = scipy.signal.resample_poly(audio, rate // g, int(sample_rate) // g).astype(np.float32)
-        c = self.config
+        return audio
+
+    def _pieces(self, audio: np.ndarray) -> Iterator[tuple[list[np.ndarray], np.ndarray, list[tuple[float, float]]]]:
+        """The MFCCs a recording's prediction sees (module docstring), from 16 kHz mono ``audio``: (full MFCCs
+        (40, T_i), window offsets into each, the windows' (start, end) seconds), once for a clip, chunk after chunk
+        of ``CHUNK_WINDOWS`` windows for a longer recording."""
+        c, rate = self.config, features.SAMPLE_RATE
         frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
         duration = len(audio) / rate
-        windows: list[dict[str, Any]] = []
         offsets = input_pipeline.evaluation_offsets(c)
-        utterance = c.get("utterance_normalization", "none")
         if duration <= (offsets.max() + c.window_frames) * frame_seconds:
             mfcc = features.clip_mfccs([audio], rate)[0]
             if len(offsets) == 1 and mfcc.shape[1] < c.offset_frames + c.window_frames // 4:
                 offsets = np.array([0])
-            probs = self._classify(input_pipeline.crop_windows(mfcc, offsets, c.window_frames, c.n_mfcc, utterance))
-            spans = [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds)) for o in offsets]
-        else:
-            size = int(round(c.window_frames * frame_seconds * rate))
-            starts = list(range(0, len(audio) - size + 1, size // 2))
-            if starts[-1] + size < len(audio):
-                starts.append(len(audio) - size)
-            probs_list = []
-            for first in range(0, len(starts), CHUNK_WINDOWS):
-                chunk = starts[first:first + CHUNK_WINDOWS]
-                mfccs = features.clip_mfccs([audio[s:s + size] for s in chunk], rate)
-                probs_list.append(self._classify(np.concatenate(
-                    [input_pipeline.crop_windows(m, [0], c.window_frames, c.n_mfcc, utterance) for m in mfccs])))
-            probs = np.concatenate(probs_list)
-            spans = [(s / rate, (s + size) / rate) for s in starts]
+            yield [mfcc], offsets, [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds))
+                                    for o in offsets]
+            return
+        size = int(round(c.window_frames * frame_seconds * rate))
+        starts = list(range(0, len(audio) - size + 1, size // 2))
+        if starts[-1] + size < len(audio):
+            starts.append(len(audio) - size)
+        for first in range(0, len(starts), CHUNK_WINDOWS):
+            chunk = starts[first:first + CHUNK_WINDOWS]
+            yield (features.clip_mfccs([audio[s:s + size] for s in chunk], rate), np.array([0]),
+                   [(s / rate, (s + size) / rate) for s in chunk])
+
+    def speaker_statistics(self, recordings: Iterable[tuple[np.ndarray, int]]) -> input_pipeline.SpeakerStatistics:
+        """A speaker's statistics for a model trained with speaker normalisation: ``input_pipeline.frame_statistics``
+        of the MFCCs the predictions of their ``recordings`` ((audio, sample rate) pairs, as ``predict`` takes)
+        see. In training they came from ~10-80 clips per speaker; give as many of theirs as you have."""
+        return input_pipeline.frame_statistics([mfcc for audio, rate in recordings
+                                                for mfccs, _, _ in self._pieces(self._mono(audio, rate))
+                                                for mfcc in mfccs])
+
+    def predict(self, audio: np.ndarray, sample_rate: int, file: str | None = None,
+                speaker: input_pipeline.SpeakerStatistics | None = None) -> Prediction:
+        """Predict one recording: audio (samples,) or (samples, channels), int PCM or float, any rate (Hz).
+
+        ``speaker``: its speaker's ``speaker_statistics``, required by a model trained with speaker normalisation
+        (``speaker_normalization``) and unused by the others.
+        """
+        if speaker is None and self.speaker_normalization != "none":
+            raise ValueError(f"this model was trained with speaker normalisation "
+                             f"(config.speaker_normalization={self.speaker_normalization!r}): pass "
+                             "speaker=predictor.speaker_statistics(<several recordings of the speaker>) (eval.py: "
+                             "--one_speaker with several files of one speaker)")
+        audio = self._mono(audio, sample_rate)
+        windows: list[dict[str, Any]] = []
+        probs_list, spans = [], []
+        for mfccs, offsets, piece_spans in self._pieces(audio):
+            probs_list.append(self._classify(mfccs, offsets, speaker))
+            spans += piece_spans
+        probs = np.concatenate(probs_list)
         for (start, end), p in zip(spans, probs):
             emotion, distribution = _distribution(p)
             windows.append({"start_seconds": start, "end_seconds": end, "emotion": emotion,
                             "probabilities": distribution})
         emotion, distribution = _distribution(probs.mean(axis=0))
         return Prediction(file=file, emotion=emotion, probabilities=distribution, windows=windows,
-                          duration_seconds=duration)
+                          duration_seconds=len(audio) / features.SAMPLE_RATE)
 
-    def predict_file(self, path: str | Path) -> Prediction:
-        """Predict an audio file (wav, flac, ogg, mp3, aiff, ...: whatever libsndfile reads).
+    def predict_file(self, path: str | Path, speaker: input_pipeline.SpeakerStatistics | None = None) -> Prediction:
+        """Predict an audio file (wav, flac, ogg, mp3, aiff, ...: whatever libsndfile reads); ``speaker`` as in
+        ``predict``.
 
         Raises ``FileNotFoundError`` or ``features.AudioFileError`` naming the file when it cannot be read.
         """
         audio, rate = features.load_audio(path, features.SAMPLE_RATE)
-        return self.predict(audio, rate, file=str(path))
+        return self.predict(audio, rate, file=str(path), speaker=speaker)

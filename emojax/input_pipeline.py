@@ -2,9 +2,9 @@
 
 Data path: ``corpora.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz,
 hop 512, so frame t is centred at t * 512 / 44100 s) -> ``Corpus`` (host numpy) -> ``load_splits`` (the
-protocol: ``random`` or ``speaker``) -> ``crop_windows`` / ``make_windows`` (fixed-size (coefficients, frames)
-windows, optionally normalised per utterance first) -> ``Normalization`` fitted on training windows only ->
-float32 arrays the trainer puts on the device once.
+protocol: ``random`` or ``speaker``) -> optionally ``speaker_normalize`` (each clip by its speaker's statistics) ->
+``crop_windows`` / ``make_windows`` (fixed-size (coefficients, frames) windows, optionally normalised per utterance
+first) -> ``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the device once.
 
 Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s into each clip; here a
 window is the frames ``[offset, offset + frames)`` of the full-clip MFCC (0.5 s = frame 43, 2.5 s = 216
@@ -190,6 +190,70 @@ def utterance_normalize(mfcc: np.ndarray, kind: str) -> np.ndarray:
     return centred / np.maximum(centred.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32)
 
 
+SPEAKER_NORMALIZATIONS = ("none", "mean", "mean_std")
+SpeakerStatistics = tuple[np.ndarray, np.ndarray]  # a speaker's (mean, std) of each coefficient: (40, 1) each
+
+
+def frame_statistics(mfccs: Sequence[np.ndarray]) -> SpeakerStatistics:
+    """Mean and standard deviation of each coefficient over all frames of ``mfccs`` (clips (40, T_i) of one
+    speaker): (40, 1) float32 each, the std at least 1e-6."""
+    frames = np.concatenate([np.asarray(m, np.float32) for m in mfccs], axis=1)
+    if frames.shape[1] == 0:
+        raise ValueError("speaker statistics need at least one MFCC frame; give recordings with audio in them")
+    return (frames.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32),
+            np.maximum(frames.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32))
+
+
+def speaker_statistics(corpus: Corpus) -> dict[str, SpeakerStatistics]:
+    """``frame_statistics`` of each speaker's clips in ``corpus``: ``{speaker: (mean, std)}`` (labels unused)."""
+    clips: dict[str, list[np.ndarray]] = {}
+    for speaker, mfcc in zip(corpus.speaker, corpus.mfcc):
+        clips.setdefault(str(speaker), []).append(mfcc)
+    return {speaker: frame_statistics(mfccs) for speaker, mfccs in clips.items()}
+
+
+def _check_speaker_normalization(kind: str) -> None:
+    if kind not in SPEAKER_NORMALIZATIONS:
+        raise ValueError(f"unknown speaker normalization {kind!r}; set config.speaker_normalization to one of "
+                         f"{', '.join(SPEAKER_NORMALIZATIONS)}")
+
+
+def normalize_by_speaker(mfcc: np.ndarray, statistics: SpeakerStatistics | None, kind: str) -> np.ndarray:
+    """One clip's full MFCC (40, T) minus its speaker's mean (``kind="mean"``), also divided by their standard
+    deviation (``"mean_std"``), or unchanged (``"none"``, where ``statistics`` may be None). Returns (40, T)
+    float32."""
+    _check_speaker_normalization(kind)
+    if kind == "none":
+        return mfcc
+    if statistics is None:
+        raise ValueError(f"speaker normalization {kind!r} needs the speaker's statistics (frame_statistics)")
+    mean, std = statistics
+    centred = np.asarray(mfcc, np.float32) - mean
+    return centred if kind == "mean" else centred / std
+
+
+def speaker_normalize(splits: dict[str, Corpus], kind: str) -> dict[str, Corpus]:
+    """``normalize_by_speaker`` of every clip of every split (``kind``: one of ``SPEAKER_NORMALIZATIONS``).
+
+    A speaker's statistics (``speaker_statistics``) come from their clips in ``splits["train"]``. A speaker with no
+    training clips (the speaker and leave-one-corpus-out protocols) is normalised with the statistics of their own
+    clips in the split being normalised: unsupervised adaptation to a new speaker, which needs several of their
+    recordings but none of their labels. Returns the splits with normalised ``mfcc``.
+    """
+    _check_speaker_normalization(kind)
+    if kind == "none":
+        return splits
+    known = speaker_statistics(splits["train"])
+    normalized = {}
+    for name, corpus in splits.items():
+        new = np.flatnonzero([str(speaker) not in known for speaker in corpus.speaker])
+        statistics = {**known, **speaker_statistics(corpus.subset(new))}
+        normalized[name] = dataclasses.replace(corpus, mfcc=[
+            normalize_by_speaker(clip, statistics[str(speaker)], kind)
+            for speaker, clip in zip(corpus.speaker, corpus.mfcc)])
+    return normalized
+
+
 def crop_windows(mfcc: np.ndarray, offsets: Sequence[int], frames: int, n_mfcc: int,
                  utterance: str = "none") -> np.ndarray:
     """Windows of frames ``[offset, offset + frames)`` of the first ``n_mfcc`` rows of one clip's ``mfcc``
@@ -298,6 +362,7 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tup
     if shift and config.normalization == "per_position":
         raise ValueError("per_position normalization needs fixed windows; set config.crop_shift_frames=0 "
                          "or config.normalization='per_coefficient'")
+    splits = speaker_normalize(splits, config.get("speaker_normalization", "none"))
     train_windows = make_windows(splits["train"], [offset - shift], frames + 2 * shift, n_mfcc,
                                  config.get("utterance_normalization", "none"))[:, 0]
     fit_on = train_windows[:, :, shift:shift + frames] if shift else train_windows

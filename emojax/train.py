@@ -72,17 +72,20 @@ PREDICT_BATCHES_PER_CALL = 32  # evaluation batches per jitted call of Trainer.p
 # teacher must share them with its student (a teacher trained on another split has seen the student's validation
 # or test clips).
 DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
-              "offset_frames", "window_frames", "normalization", "utterance_normalization")
+              "offset_frames", "window_frames", "normalization", "utterance_normalization",
+              "speaker_normalization")
 # Config fields a resumed run must share with its checkpoints: the data, the model, the optimizer state's structure,
 # and the step -> epoch mapping (batch size).
 RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden", "deltas", "optimizer", "batch_size",
                 "seed", "ema_decay")
 # Config fields the members of an ensemble (several workdirs whose class probabilities are averaged) must share: the
-# clips of each split and the raw evaluation windows (DATA_FIXED but the normalisation, which each member applies with
-# its own statistics, and the evaluation windows' placement).
-ENSEMBLE_FIXED = (*(f for f in DATA_FIXED if f != "normalization"), "test_crops", "crop_shift_frames")
+# clips of each split and the raw evaluation windows (DATA_FIXED but the normalisations, which each member applies
+# with its own statistics, and the evaluation windows' placement).
+ENSEMBLE_FIXED = (*(f for f in DATA_FIXED if f not in ("normalization", "speaker_normalization")), "test_crops",
+                  "crop_shift_frames")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
-_RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "deltas": 0}
+_RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "speaker_normalization": "none",
+                    "deltas": 0}
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 
@@ -589,12 +592,18 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(input_pipeline.SPLITS)}")
     members = restore_ensemble(workdirs, which)
     config = members[0][0]
-    corpus = input_pipeline.load_splits(config)[split]
-    windows = input_pipeline.evaluation_windows(corpus, config)
+    splits = input_pipeline.load_splits(config)
+    corpus = splits[split]
+    windows: dict[str, np.ndarray] = {}  # speaker normalisation -> the split's raw evaluation windows
     mesh, member_probs = make_mesh(), []
     for member_config, state, normalization, _ in members:
+        kind = member_config.get("speaker_normalization", "none")
+        if kind not in windows:
+            windows[kind] = input_pipeline.evaluation_windows(
+                input_pipeline.speaker_normalize(splits, kind)[split], config)
         trainer = Trainer(member_config, models.create_model(member_config), mesh)
-        member_probs.append(_clip_probabilities(trainer, eval_variables(trainer.place(state)), normalization(windows)))
+        member_probs.append(_clip_probabilities(trainer, eval_variables(trainer.place(state)),
+                                                normalization(windows[kind])))
     probs = np.mean(member_probs, axis=0)
     classes = input_pipeline.held_out_classes(config) if split == "test" else None
     result = {**_metrics(probs, corpus.label.astype(np.int32), corpus.corpus, classes), "split": split}

@@ -18,6 +18,12 @@ from emojax.labels import EMOTIONS
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _probabilities(predictor: inference.Predictor, windows: np.ndarray) -> np.ndarray:
+    """(K, n_mfcc, frames) raw windows -> (K, C): each member's model on its normalisation of them, averaged."""
+    return np.mean([trainer.predict(variables, normalization(windows))
+                    for trainer, variables, normalization, _ in predictor._members], axis=0)
+
+
 def _run(*args: str, data_dir: str, cache: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TFDS_DATA_DIR": data_dir, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
@@ -132,8 +138,8 @@ def test_a_corpus_clip_gets_the_training_window(trained_workdir, synthetic_data_
     index = [i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)]
     assert len(index) == 1, "the stored test split should hold the generated clip once"
     c = predictor.config
-    expected = predictor._classify(input_pipeline.crop_windows(stored["mfcc"][index[0]], [c.offset_frames],
-                                                               c.window_frames, c.n_mfcc))[0]
+    expected = _probabilities(predictor, input_pipeline.crop_windows(stored["mfcc"][index[0]], [c.offset_frames],
+                                                                     c.window_frames, c.n_mfcc))[0]
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert len(result.windows) == 1 and result.windows[0]["start_seconds"] == pytest.approx(0.5, abs=0.01)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)
@@ -184,7 +190,7 @@ def test_test_crops_average_the_evaluation_windows(trained_workdir, synthetic_da
     index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
     offsets = input_pipeline.evaluation_offsets(c)
     windows = input_pipeline.crop_windows(stored["mfcc"][index], offsets, c.window_frames, c.n_mfcc)
-    expected = predictor._classify(windows).mean(axis=0)
+    expected = _probabilities(predictor, windows).mean(axis=0)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert [w["start_seconds"] for w in result.windows] == pytest.approx(offsets * 512 / 44_100, abs=1e-6)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)
@@ -206,7 +212,7 @@ def test_utterance_normalization_is_applied_to_recordings_as_in_training(trained
     plain = input_pipeline.crop_windows(stored["mfcc"][index], [c.offset_frames], c.window_frames, c.n_mfcc)
     assert not np.allclose(window, plain, atol=0.1)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
-    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], predictor._classify(window)[0],
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], _probabilities(predictor, window)[0],
                                atol=1e-4)
 
 
@@ -230,7 +236,7 @@ def test_an_ensemble_averages_its_members_probabilities(trained_workdir, other_w
     config, *_ = train.restore(trained_workdir)
     test = input_pipeline.load_splits(config)["test"]
     windows = input_pipeline.evaluation_windows(test, config)  # (N, 1, n_mfcc, frames)
-    member_probs = [inference.Predictor.from_workdir(w)._classify(windows[:, 0]) for w in members]
+    member_probs = [_probabilities(inference.Predictor.from_workdir(w), windows[:, 0]) for w in members]
     assert np.abs(member_probs[0] - member_probs[1]).max() > 0.05  # two different models
     expected = metrics.classification_metrics(test.label, np.mean(member_probs, axis=0))
 
@@ -295,3 +301,101 @@ def test_eval_cli_evaluates_and_predicts_with_an_ensemble(trained_workdir, other
     want = inference.Predictor.from_workdirs(members).predict_file(audio_files["stereo_44k.flac"]).probabilities
     for name in EMOTIONS:
         assert got[name] == pytest.approx(want[name], abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def speaker_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Path:
+    """A small model trained with speaker normalisation (the synthetic splits are speaker-disjoint, so validation
+    and test speakers are normalised by their own clips)."""
+    from configs import demo
+    from emojax import train
+
+    workdir = tmp_path_factory.mktemp("speaker")
+    config = demo.get_config()
+    config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=2, seed=2,
+                       speaker_normalization="mean_std"))
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_a_speaker_normalized_run_evaluates_and_ensembles_as_it_trained(speaker_workdir, trained_workdir):
+    from emojax import input_pipeline, metrics, train
+
+    trained = json.loads((speaker_workdir / "test_metrics.json").read_text())
+    again = train.evaluate_checkpoint(speaker_workdir)
+    assert again["confusion_matrix"] == trained["confusion_matrix"]
+    # With a member without speaker normalisation: each member sees its own windows.
+    config, *_ = train.restore(trained_workdir)
+    splits = input_pipeline.load_splits(config)
+    plain = input_pipeline.evaluation_windows(splits["test"], config)[:, 0]
+    normalized = input_pipeline.evaluation_windows(input_pipeline.speaker_normalize(splits, "mean_std")["test"],
+                                                   config)[:, 0]
+    probs = [_probabilities(inference.Predictor.from_workdir(trained_workdir), plain),
+             _probabilities(inference.Predictor.from_workdir(speaker_workdir), normalized)]
+    expected = metrics.classification_metrics(splits["test"].label, np.mean(probs, axis=0))
+    result = train.evaluate_checkpoint([trained_workdir, speaker_workdir])
+    np.testing.assert_array_equal(result["confusion_matrix"], expected["confusion_matrix"])
+    assert result["accuracy"] == pytest.approx(expected["accuracy"])
+
+
+def _speaker_clips(count: int) -> list[synthetic.SyntheticClip]:
+    """The first ``count`` test clips, all of the first test speaker."""
+    clips = [clip for _, clip in zip(range(count), synthetic.generate("test"))]
+    assert len({clip.speaker for clip in clips}) == 1
+    return clips
+
+
+def test_predicting_with_speaker_normalization_takes_the_speakers_statistics(speaker_workdir, trained_workdir,
+                                                                             synthetic_data_dir):
+    """The statistics of a speaker's recordings are those of their stored MFCCs, and a recording is classified on
+    the windows of its MFCC normalised by them, as in training."""
+    from emojax import corpora, input_pipeline
+
+    predictor = inference.Predictor.from_workdir(speaker_workdir)
+    assert predictor.speaker_normalization == "mean_std"
+    clips = _speaker_clips(12)
+    with pytest.raises(ValueError, match=r"speaker_statistics\(.*--one_speaker"):
+        predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE)
+    speaker = predictor.speaker_statistics([(clip.audio, synthetic.SAMPLE_RATE) for clip in clips])
+    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    index = [next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)) for clip in clips]
+    expected = input_pipeline.frame_statistics([stored["mfcc"][i] for i in index])
+    for got, want in zip(speaker, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    c = predictor.config
+    window = input_pipeline.crop_windows(input_pipeline.normalize_by_speaker(stored["mfcc"][index[0]], speaker,
+                                                                             "mean_std"),
+                                         input_pipeline.evaluation_offsets(c), c.window_frames, c.n_mfcc)
+    result = predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE, speaker=speaker)
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS],
+                               _probabilities(predictor, window).mean(axis=0), atol=1e-4)
+    other = predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE, speaker=(speaker[0] + 3.0, speaker[1]))
+    assert other.probabilities != result.probabilities
+    # A model without speaker normalisation ignores them.
+    plain = inference.Predictor.from_workdir(trained_workdir)
+    assert plain.speaker_normalization == "none"
+    assert (plain.predict(clips[0].audio, synthetic.SAMPLE_RATE, speaker=speaker).probabilities
+            == plain.predict(clips[0].audio, synthetic.SAMPLE_RATE).probabilities)
+
+
+def test_eval_cli_needs_one_speaker_for_a_speaker_normalized_model(speaker_workdir, synthetic_data_dir,
+                                                                   compilation_cache, tmp_path):
+    files = []
+    for k, clip in enumerate(_speaker_clips(6)):
+        files.append(str(tmp_path / f"clip{k}.wav"))
+        soundfile.write(files[-1], clip.audio, synthetic.SAMPLE_RATE)
+    refused = _run(f"--workdir={speaker_workdir}", "--audio", *files, data_dir=synthetic_data_dir,
+                   cache=compilation_cache)
+    assert refused.returncode != 0 and "--one_speaker" in refused.stderr
+    missing = str(tmp_path / "missing.wav")
+    done = _run(f"--workdir={speaker_workdir}", "--one_speaker", "--json", "--audio", *files, missing,
+                data_dir=synthetic_data_dir, cache=compilation_cache)
+    assert done.returncode == 1 and f"error: {missing}" in done.stderr
+    got = [json.loads(line) for line in done.stdout.strip().splitlines()[-len(files):]]
+    predictor = inference.Predictor.from_workdir(speaker_workdir)
+    speaker = predictor.speaker_statistics([features.load_audio(f, features.SAMPLE_RATE) for f in files])
+    assert [g["file"] for g in got] == files
+    for g, path in zip(got, files):
+        want = predictor.predict_file(path, speaker).probabilities
+        for name in EMOTIONS:
+            assert g["probabilities"][name] == pytest.approx(want[name], abs=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 import numpy as np
 import pytest
@@ -184,3 +186,59 @@ def test_evaluation_windows_spread_over_the_training_crops():
     np.testing.assert_array_equal(input_pipeline.evaluation_offsets(_config()), [10])
     with pytest.raises(ValueError, match="test_crops"):
         input_pipeline.evaluation_offsets(_config(test_crops=0))
+
+
+_SPEAKER_OFFSETS = {f"s{k}": np.random.default_rng(k).normal(0.0, 4.0, (40, 1)).astype(np.float32) for k in range(5)}
+
+
+def _voiced(corpus: Corpus) -> Corpus:
+    """``corpus`` with a voice per speaker s0-s4: speaker k's MFCCs scaled by k + 1 and offset."""
+    return dataclasses.replace(corpus, mfcc=[m * (1 + int(s[1:])) + _SPEAKER_OFFSETS[s]
+                                             for m, s in zip(corpus.mfcc, corpus.speaker)])
+
+
+def test_speaker_normalization_uses_each_speakers_training_statistics():
+    """Known speakers are normalised with their training clips' statistics, new ones with their own clips'; labels
+    play no part."""
+    train = _voiced(_corpus(30))
+    test = _corpus(10, seed=1)
+    test = dataclasses.replace(test, speaker=np.array(["s1"] * 5 + ["new"] * 5), mfcc=[
+        2 * m + _SPEAKER_OFFSETS["s1"] if i < 5 else 3 * m - 7 for i, m in enumerate(test.mfcc)])
+    splits = {"train": train, "validation": test.subset(np.arange(5)), "test": test}
+    out = input_pipeline.speaker_normalize(splits, "mean_std")
+    for speaker in ("s0", "s3"):  # each training speaker's frames end with mean 0 and std 1 per coefficient
+        frames = np.concatenate([m for m, s in zip(out["train"].mfcc, out["train"].speaker) if s == speaker], axis=1)
+        np.testing.assert_allclose(frames.mean(axis=1), 0.0, atol=1e-5)
+        np.testing.assert_allclose(frames.std(axis=1), 1.0, atol=1e-4)
+    mean, std = input_pipeline.speaker_statistics(train)["s1"]
+    for i in range(5):  # s1 in the test split: by s1's training statistics, in every split
+        np.testing.assert_allclose(out["test"].mfcc[i], (test.mfcc[i] - mean) / std, atol=1e-5)
+        np.testing.assert_array_equal(out["validation"].mfcc[i], out["test"].mfcc[i])
+    own = input_pipeline.frame_statistics(test.mfcc[5:])  # a new speaker: their own clips of the split
+    np.testing.assert_allclose(out["test"].mfcc[7], (test.mfcc[7] - own[0]) / own[1], atol=1e-5)
+    relabelled = dict(splits, train=dataclasses.replace(train, label=train.label[::-1]))
+    np.testing.assert_array_equal(input_pipeline.speaker_normalize(relabelled, "mean_std")["test"].mfcc[0],
+                                  out["test"].mfcc[0])
+    centred = input_pipeline.speaker_normalize(splits, "mean")
+    np.testing.assert_allclose(centred["test"].mfcc[0], test.mfcc[0] - mean, atol=1e-5)
+    assert input_pipeline.speaker_normalize(splits, "none") is splits
+    assert [len(c) for c in out.values()] == [30, 5, 10] and list(out["test"].file) == list(test.file)
+    with pytest.raises(ValueError, match="config.speaker_normalization"):
+        input_pipeline.speaker_normalize(splits, "per_speaker")
+    with pytest.raises(ValueError, match="at least one MFCC frame"):
+        input_pipeline.frame_statistics([np.zeros((40, 0), np.float32)])
+
+
+def test_prepare_normalizes_speakers_before_windows():
+    splits = {"train": _voiced(_corpus(20)), "validation": _voiced(_corpus(8, seed=1)),
+              "test": _voiced(_corpus(8, seed=2))}
+    config = _config(crop_shift_frames=6, normalization="per_coefficient", speaker_normalization="mean_std")
+    arrays, norm = input_pipeline.prepare(config, splits)
+    normalized = input_pipeline.speaker_normalize(splits, "mean_std")
+    expected, expected_norm = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"),
+                                                     normalized)
+    for name in input_pipeline.SPLITS:
+        np.testing.assert_array_equal(arrays[name].x, expected[name].x)
+    np.testing.assert_array_equal(norm.mean, expected_norm.mean)
+    plain, _ = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"), splits)
+    assert not np.allclose(plain["test"].x, arrays["test"].x, atol=0.05)
