@@ -77,6 +77,9 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # Session 16: speaker normalisation (each clip standardised with its speaker's statistics over their training
     # clips).
     "default-random-spknorm": ("1: random 80/20", "configs/default.py", ("--config.speaker_normalization=mean_std",)),
+    # configs/small.py with it, 60 epochs (so that its three seeds fit in that session; an ensemble member).
+    "small-random-spknorm-e60": ("1: random 80/20", "configs/small.py",
+                                 ("--config.speaker_normalization=mean_std", "--config.epochs=60")),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
@@ -112,6 +115,9 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random-spknorm": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
                                                     "default-random-attention", "large-random", "xlarge-random",
                                                     "default-random-spknorm")),
+    "ensemble-random-spknorm2": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
+                                                     "default-random-attention", "large-random", "xlarge-random",
+                                                     "default-random-spknorm", "small-random-spknorm-e60")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 
