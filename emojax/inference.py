@@ -170,7 +170,8 @@ class Predictor:
     def speaker_statistics(self, recordings: Iterable[tuple[np.ndarray, int]]) -> input_pipeline.SpeakerStatistics:
         """A speaker's statistics for a model trained with speaker normalisation: ``input_pipeline.frame_statistics``
         of the MFCCs the predictions of their ``recordings`` ((audio, sample rate) pairs, as ``predict`` takes)
-        see. In training they came from ~10-80 clips per speaker; give as many of theirs as you have."""
+        see. In training they came from 35 or more clips per speaker; give as many as you have (with fewer than ~10,
+        a model trained without speaker normalisation did better: BENCHMARKS.md, session 16)."""
         return input_pipeline.frame_statistics([mfcc for audio, rate in recordings
                                                 for mfccs, _, _ in self._pieces(self._mono(audio, rate))
                                                 for mfcc in mfccs])
