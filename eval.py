@@ -54,23 +54,29 @@ def predict(workdirs: list[str], files: list[str], as_json: bool, one_speaker: b
         raise app.UsageError(f"{workdirs[0]} was trained with speaker normalisation (config.speaker_normalization="
                              f"{predictor.speaker_normalization!r}): give several recordings of one speaker and "
                              "--one_speaker")
-    failed, speaker, readable = 0, None, files
-    if one_speaker:
-        loaded, readable = [], []
-        for path in files:
-            try:
-                loaded.append(features.load_audio(path, features.SAMPLE_RATE))
-                readable.append(path)
-            except (FileNotFoundError, ValueError) as e:  # features.AudioFileError is a ValueError naming the file
-                _report_failure(path, e)
-                failed += 1
-        if not loaded:
-            return 1
-        speaker = predictor.speaker_statistics(loaded)
-    for path in readable:
+    failed, speaker = 0, None
+
+    def read(path: str) -> tuple | None:
+        nonlocal failed
         try:
-            result = predictor.predict_file(path, speaker)
-        except (FileNotFoundError, ValueError) as e:
+            return features.load_audio(path, features.SAMPLE_RATE)
+        except (FileNotFoundError, ValueError) as e:  # features.AudioFileError is a ValueError naming the file
+            _report_failure(path, e)
+            failed += 1
+            return None
+
+    # Decoded once each: all first with --one_speaker (their statistics come before any prediction), else one by one.
+    recordings = ((path, read(path)) for path in files)
+    if one_speaker:
+        recordings = [(path, audio) for path, audio in recordings if audio is not None]
+        if recordings:
+            speaker = predictor.speaker_statistics(audio for _, audio in recordings)
+    for path, audio in recordings:
+        if audio is None:
+            continue
+        try:
+            result = predictor.predict(*audio, file=path, speaker=speaker)
+        except ValueError as e:
             _report_failure(path, e)
             failed += 1
             continue

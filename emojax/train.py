@@ -599,8 +599,9 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     for member_config, state, normalization, _ in members:
         kind = member_config.get("speaker_normalization", "none")
         if kind not in windows:
-            windows[kind] = input_pipeline.evaluation_windows(
-                input_pipeline.speaker_normalize(splits, kind)[split], config)
+            needed = {"train": splits["train"], split: corpus}  # the statistics' source and the evaluated split
+            windows[kind] = input_pipeline.evaluation_windows(input_pipeline.speaker_normalize(needed, kind)[split],
+                                                              config)
         trainer = Trainer(member_config, models.create_model(member_config), mesh)
         member_probs.append(_clip_probabilities(trainer, eval_variables(trainer.place(state)),
                                                 normalization(windows[kind])))
