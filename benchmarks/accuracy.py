@@ -80,6 +80,12 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # configs/small.py with it, 60 epochs (so that its three seeds fit in that session; an ensemble member).
     "small-random-spknorm-e60": ("1: random 80/20", "configs/small.py",
                                  ("--config.speaker_normalization=mean_std", "--config.epochs=60")),
+    # Session 17: with it, the default CNN's last two blocks wider (96 and 256 channels, hidden 256; 387,768
+    # parameters), where the maps are small: 1.8x its computation, ~1.4x its time per epoch on the
+    # 2-core CPU.
+    "default-random-spknorm-tail256": ("1: random 80/20", "configs/default.py",
+                                       ("--config.speaker_normalization=mean_std", "--config.widths=(16,32,96,256)",
+                                        "--config.hidden=256")),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
@@ -118,6 +124,8 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random-spknorm2": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
                                                      "default-random-attention", "large-random", "xlarge-random",
                                                      "default-random-spknorm", "small-random-spknorm-e60")),
+    # Session 17: the two speaker-normalised CNNs of the default recipe's widths and wider in the last blocks alone.
+    "ensemble-random-spknorm-tail": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-tail256")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 
