@@ -86,6 +86,9 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "default-random-spknorm-tail256": ("1: random 80/20", "configs/default.py",
                                        ("--config.speaker_normalization=mean_std", "--config.widths=(16,32,96,256)",
                                         "--config.hidden=256")),
+    # Session 18: with it, each frame's pitch (features.clip_pitch: log f0 and periodicity) as input channels.
+    "default-random-spknorm-pitch": ("1: random 80/20", "configs/default.py",
+                                     ("--config.speaker_normalization=mean_std", "--config.pitch=True")),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),

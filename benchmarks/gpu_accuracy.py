@@ -8,8 +8,9 @@ order. So, three steps:
    label, speaker and gender in stored order, the frame count and statistics of its stored MFCCs, and the whole MFCCs
    of one example per split and corpus, to check the recomputed ones against.
 2. ``features`` (there, with the audio as ``AUDIO/<corpus>/<file>``, e.g. a copy of ``../shared/corpora``) decodes the
-   manifest's files that are present and not yet cached, computes their MFCCs with the builders' front end
-   (``features.clip_mfccs``) on JAX's CPU backend and caches them; it can run on parts of the audio. On the CPU they
+   manifest's files that are present and not yet cached, computes their MFCCs and pitch rows with the builders' front
+   end (``features.clip_mfccs``, ``features.clip_pitch``) on JAX's CPU backend and caches them; it can run on parts
+   of the audio. On the CPU they
    equal the prepared ones exactly; on an H200, even with float32 products at full precision, per-clip means and
    standard deviations differed by up to 0.004 and 0.034 and single values by up to 0.42 (session 15).
 3. ``train`` (there) trains runs of ``benchmarks/accuracy.py``'s ``RUNS`` in-process from the cached MFCCs
@@ -80,13 +81,16 @@ def _read_pcm(path: str) -> np.ndarray:
     return features.to_int16(features.load_audio(path, features.SAMPLE_RATE)[0])
 
 
-def _cached(cache: Path) -> dict[int, np.ndarray]:
-    """Manifest index -> MFCC (40, frames) of every part file in ``cache``."""
+def _cached(cache: Path) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    """Manifest index -> (MFCC (40, frames), pitch rows (2, frames) or None in caches written before them) of every
+    part file in ``cache``."""
     out = {}
     for part in sorted(cache.glob("part-*.npz")):
         with np.load(part) as d:
-            for i, mfcc in zip(d["index"], np.split(d["mfcc"], np.cumsum(d["frames"])[:-1], axis=1)):
-                out[int(i)] = mfcc
+            bounds = np.cumsum(d["frames"])[:-1]
+            pitches = np.split(d["pitch"], bounds, axis=1) if "pitch" in d else [None] * len(d["index"])
+            for i, mfcc, pitch in zip(d["index"], np.split(d["mfcc"], bounds, axis=1), pitches):
+                out[int(i)] = mfcc, pitch
     return out
 
 
@@ -111,6 +115,7 @@ def compute_features(manifest: Path, audio: Path, cache: Path) -> None:
         clips = list(pool.map(_read_pcm, [str(paths[i]) for i in todo], chunksize=32))
     decoded = time.perf_counter() - started
     mfccs = features.clip_mfccs(clips)
+    pitches = features.clip_pitch(clips)
     seconds = time.perf_counter() - started
     frames = np.array([x.shape[1] for x in mfccs])
     bad = np.flatnonzero(frames != m["frames"][todo])
@@ -125,30 +130,42 @@ def compute_features(manifest: Path, audio: Path, cache: Path) -> None:
     position = {i: k for k, i in enumerate(todo)}
     sample_diff = max((np.abs(mfccs[position[i]] - s).max() for i, s in zip(m["sample_index"], samples)
                        if i in position), default=float("nan"))
-    print(f"MFCCs of {len(todo)} clips in {seconds:.1f} s ({decoded:.1f} s decoding, {os.cpu_count()} processes; "
+    print(f"MFCCs and pitch rows of {len(todo)} clips in {seconds:.1f} s ({decoded:.1f} s decoding, "
+          f"{os.cpu_count()} processes; "
           f"{jax.devices()[0].platform}); against the prepared ones: frames equal, per-clip mean and std within "
           f"{mean_diff:.2e} / {std_diff:.2e}, sample clips within {sample_diff:.2e}", flush=True)
     if max(mean_diff, std_diff, np.nan_to_num(sample_diff)) > _MAX_ABS_DIFF:
         raise ValueError(f"the recomputed MFCCs differ from the prepared ones by more than {_MAX_ABS_DIFF}")
     np.savez(cache / f"part-{len(list(cache.glob('part-*.npz'))):02d}.npz", index=np.array(todo), frames=frames,
-             mfcc=np.concatenate(mfccs, axis=1))
+             mfcc=np.concatenate(mfccs, axis=1), pitch=np.concatenate(pitches, axis=1))
 
 
 def corpus_reader(manifest: Path, cache: Path) -> Callable:
-    """``read(config, split)`` for ``input_pipeline.load_splits``: the manifest's examples with the cached MFCCs."""
+    """``read(config, split)`` for ``input_pipeline.load_splits``: the manifest's examples with the cached MFCCs (and
+    their pitch rows for a config with ``pitch``)."""
     m = np.load(manifest)
-    mfcc = _cached(cache)
-    missing = len(m["label"]) - len(mfcc)
+    cached = _cached(cache)
+    missing = len(m["label"]) - len(cached)
     if missing:
         raise FileNotFoundError(f"{missing} of the manifest's examples have no MFCCs in {cache}; run the features "
                                 "command on the rest of the audio first")
-    everything = input_pipeline.Corpus(mfcc=[mfcc[i] for i in range(len(m["label"]))], label=m["label"],
-                                       file=m["path"].astype(str),
-                                       **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
+    examples: dict[bool, input_pipeline.Corpus] = {}  # with pitch rows or not -> every example
+
+    def everything(pitch: bool) -> input_pipeline.Corpus:
+        if pitch not in examples:
+            clips = [cached[i] for i in range(len(m["label"]))]
+            if pitch and any(p is None for _, p in clips):
+                raise FileNotFoundError(f"{cache} was written without pitch rows; run the features command again "
+                                        "with an empty --cache")
+            examples[pitch] = input_pipeline.Corpus(
+                mfcc=[input_pipeline.with_pitch(c, p) if pitch else c for c, p in clips], label=m["label"],
+                file=m["path"].astype(str), **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
+        return examples[pitch]
 
     def read(config: ml_collections.ConfigDict, split: str) -> input_pipeline.Corpus:
+        chosen = everything(config.get("pitch", False))
         return input_pipeline.Corpus.concatenate([
-            everything.subset(np.flatnonzero((m["split"] == split) & (m["corpus"] == name)))
+            chosen.subset(np.flatnonzero((m["split"] == split) & (m["corpus"] == name)))
             for name in config.datasets])
 
     return read

@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.n_mfcc = 25
     config.offset_frames = 43  # 0.5 s
     config.window_frames = 216  # 2.5 s
+    config.pitch = False  # "cnn" only: True adds each frame's log f0 and periodicity (features.clip_pitch)
     config.crop_shift_frames = 0  # training crops shifted by up to this many frames; 0 = fixed window
     config.test_crops = 1  # evaluation: mean of the predictions of this many windows over the crops' range
     config.normalization = "per_position"  # or "per_coefficient"

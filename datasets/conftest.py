@@ -12,14 +12,14 @@ from emojax import corpora
 from emojax.labels import EMOTIONS
 
 Rows = dict[str, list[tuple[str, str, str, str, str]]]
-KEYS = ("audio", "mfcc", "label", "speaker", "gender", "intensity", "text", "file")
+KEYS = ("audio", "mfcc", "pitch", "label", "speaker", "gender", "intensity", "text", "file")
 
 
 @pytest.fixture
 def build_dummy(tmp_path: Path) -> Callable[..., Rows]:
     """``build_dummy(name, seconds=lambda file: 0.25)`` builds ``datasets/<name>/dummy_data``, checks every
-    example's audio (int16, ``seconds(file)`` long at 16 kHz) and MFCCs (float32, 40 rows), and returns the
-    sorted (speaker, emotion, gender, intensity, text) rows of each split."""
+    example's audio (int16, ``seconds(file)`` long at 16 kHz), MFCCs (float32, 40 rows) and pitch rows (float32, 2
+    rows on the MFCC frames), and returns the sorted (speaker, emotion, gender, intensity, text) rows of each split."""
     def build(name: str, seconds: Callable[[str], float] = lambda file: 0.25) -> Rows:
         corpora.build(name, manual_dir=str(corpora.DATASETS_DIR / name / "dummy_data"), data_dir=str(tmp_path))
         rows = {}
@@ -27,8 +27,9 @@ def build_dummy(tmp_path: Path) -> Callable[..., Rows]:
             data = corpora.load_split(name, split, str(tmp_path), KEYS)
             rows[split] = sorted(zip(data["speaker"], np.asarray(EMOTIONS)[data["label"]], data["gender"],
                                      data["intensity"], data["text"]))
-            for audio, mfcc, file in zip(data["audio"], data["mfcc"], data["file"]):
+            for audio, mfcc, pitch, file in zip(data["audio"], data["mfcc"], data["pitch"], data["file"]):
                 assert audio.dtype == np.int16 and abs(len(audio) - 16_000 * seconds(file)) <= 1, file
                 assert mfcc.dtype == np.float32 and mfcc.shape[0] == 40 and mfcc.shape[1] > 1, file
+                assert pitch.dtype == np.float32 and pitch.shape == (2, mfcc.shape[1]), file
         return rows
     return build

@@ -32,17 +32,20 @@ def _masks(key: jax.Array, batch: int, size: int, count: int, max_width: int) ->
 
 
 def spec_augment(key: jax.Array, x: jnp.ndarray, *, freq_masks: int, max_freq_width: int, time_masks: int,
-                 max_time_width: int) -> jnp.ndarray:
+                 max_time_width: int, freq_rows: int | None = None) -> jnp.ndarray:
     """SpecAugment-style masking (Park et al. 2019) of MFCC windows: masked values become 0 (the mean).
 
     x: (B, H, W) -> (B, H, W) with, per example, ``freq_masks`` bands of up to ``max_freq_width``
-    coefficients and ``time_masks`` bands of up to ``max_time_width`` frames set to zero.
+    coefficients (among the first ``freq_rows`` rows, default all H; rows below them, such as pitch rows, are
+    only masked in time) and ``time_masks`` bands of up to ``max_time_width`` frames set to zero.
     """
     batch, height, width = x.shape
     freq_key, time_key = jax.random.split(key)
     masked = jnp.zeros((batch, height, width), bool)
     if freq_masks:
-        masked |= _masks(freq_key, batch, height, freq_masks, max_freq_width)[:, :, None]
+        rows = height if freq_rows is None else freq_rows
+        band = _masks(freq_key, batch, rows, freq_masks, max_freq_width)
+        masked |= jnp.pad(band, ((0, 0), (0, height - rows)))[:, :, None]
     if time_masks:
         masked |= _masks(time_key, batch, width, time_masks, max_time_width)[:, None, :]
     return jnp.where(masked, jnp.zeros((), x.dtype), x)

@@ -7,7 +7,8 @@ manual dir (recursively, inside ``.zip`` archives too), decoding by content (``e
 any container libsndfile reads, mono mixdown, resampling to 16 kHz), duplicate detection, skipping bad files
 with a warning that names them, the example features (the same in all builders), MFCCs in jitted, length-
 bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the dataset's
-``metadata.json``). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real corpus's
+``metadata.json``); each example also keeps its pitch rows (``emojax.features.clip_pitch``: log f0 and periodicity
+per MFCC frame). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real corpus's
 splits are built on Apache Beam: the workers decode batches of files and compute their MFCCs, and report what they
 built and skipped; the data and the summary are the same as without Beam.
 
@@ -44,13 +45,13 @@ CORPORA: tuple[str, ...] = ("ravdess", "savee", "crema_d", "tess")
 BUILDERS: tuple[str, ...] = CORPORA + ("synthetic_prosody",)
 """Every emojax dataset builder: the real corpora and the generated one."""
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-VERSION = tfds.core.Version("1.0.0")
+VERSION = tfds.core.Version("1.1.0")
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 """Where the builder folders live (the source tree; ``pip install -e .`` keeps it)."""
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff", ".aifc", ".mp3"})
 """Files with these extensions are decoded (by content); other files are counted as ignored."""
 STRING_FEATURES: tuple[str, ...] = ("speaker", "gender", "corpus", "original_label", "intensity", "text", "file")
-DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "label") + STRING_FEATURES
+DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "pitch", "label") + STRING_FEATURES
 """What ``load_split`` returns unless asked otherwise: every feature except the raw audio."""
 _CORRUPT_ZIP = "corrupt zip archive"  # the skip reason of an unreadable archive or member
 _CHUNK = 1024  # clips decoded and sent to clip_mfccs at a time (fewer, fuller length buckets than 256)
@@ -72,6 +73,9 @@ def example_features() -> tfds.features.FeaturesDict:
                                       doc=f"mono PCM at {features.SAMPLE_RATE} Hz, the whole recording"),
         "mfcc": tfds.features.Tensor(shape=(features.FRONT_END["n_mfcc"], None), dtype=np.float32, encoding=raw,
                                      doc="emojax.features.clip_mfccs of the audio (FRONT_END), (40, frames)"),
+        "pitch": tfds.features.Tensor(shape=(features.PITCH_ROWS, None), dtype=np.float32, encoding=raw,
+                                      doc="emojax.features.clip_pitch of the audio: log2 f0 and periodicity, "
+                                          "(2, frames) on the MFCC frames"),
         "label": tfds.features.ClassLabel(names=EMOTIONS),
         **text,
     })
@@ -294,9 +298,11 @@ def _skip_reason(error: features.AudioFileError) -> str:
 
 
 def _with_mfccs(clips: Sequence[Clip]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(key, example)`` of each clip, in order; the MFCCs of all ``clips`` computed together (``clip_mfccs``)."""
-    for clip, mfcc in zip(clips, features.clip_mfccs([c.audio for c in clips])):
-        yield clip.key, {"audio": clip.audio, "mfcc": mfcc, "label": clip.emotion, **clip.strings}
+    """``(key, example)`` of each clip, in order; the MFCCs and pitch rows of all ``clips`` computed together
+    (``clip_mfccs``, ``clip_pitch``)."""
+    audio = [c.audio for c in clips]
+    for clip, mfcc, pitch in zip(clips, features.clip_mfccs(audio), features.clip_pitch(audio)):
+        yield clip.key, {"audio": clip.audio, "mfcc": mfcc, "pitch": pitch, "label": clip.emotion, **clip.strings}
 
 
 # On Beam (``tfds build --beam_pipeline_options=...``) each split is a pipeline of batches of planned files; the
@@ -364,7 +370,8 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
 
     VERSION = VERSION
-    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First emojax release."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First emojax release.",
+                                               "1.1.0": "Adds `pitch` (emojax.features.clip_pitch) to every example."}
     CORPUS: ClassVar[str]
     HOMEPAGE: ClassVar[str] = ""
 
@@ -617,8 +624,9 @@ def load_split(name: str, split: str, data_dir: str | None = None,
       keys: features to return (default all but ``"audio"``).
 
     Returns:
-      ``{key: values}``: ``"mfcc"`` and ``"audio"`` are lists of float32 ``(40, frames)`` / int16
-      ``(samples,)`` arrays, ``"label"`` an int64 array, strings a ``np.ndarray`` of ``str``.
+      ``{key: values}``: ``"mfcc"``, ``"pitch"`` and ``"audio"`` are lists of float32 ``(40, frames)`` /
+      float32 ``(2, frames)`` / int16 ``(samples,)`` arrays, ``"label"`` an int64 array, strings a
+      ``np.ndarray`` of ``str``.
     """
     path = _dataset_dir(name, data_dir)
     if not is_prepared(name, data_dir):
@@ -642,7 +650,7 @@ def load_split(name: str, split: str, data_dir: str | None = None,
     for key, values in columns.items():
         if key == "label":
             out[key] = np.asarray(values, np.int64)
-        elif key in ("mfcc", "audio"):
+        elif key in ("mfcc", "pitch", "audio"):
             out[key] = values
         else:
             out[key] = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)

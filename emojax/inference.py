@@ -88,8 +88,9 @@ class Predictor:
         mesh = train.make_mesh()
         self.config = members[0][0]
         self._members = [(train.Trainer(config, models.create_model(config), mesh), variables, normalization,
-                          config.get("speaker_normalization", "none"))
+                          (config.get("speaker_normalization", "none"), config.get("pitch", False)))
                          for config, variables, normalization in members]
+        self._pitch = any(config.get("pitch", False) for config, _, _ in members)  # clips need their pitch rows
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, which: str = "best") -> Predictor:
@@ -106,23 +107,24 @@ class Predictor:
     def speaker_normalization(self) -> str:
         """The speaker normalisation a member was trained with (``config.speaker_normalization``), ``"none"`` if
         none was; a model with one predicts only with its speaker's statistics (``speaker_statistics``)."""
-        kinds = [kind for *_, kind in self._members if kind != "none"]
+        kinds = [kind for *_, (kind, _) in self._members if kind != "none"]
         return kinds[0] if kinds else "none"
 
     def _classify(self, mfccs: Sequence[np.ndarray], offsets: Sequence[int],
                   speaker: input_pipeline.SpeakerStatistics | None) -> np.ndarray:
-        """Full MFCCs (40, T_i) of M clips -> (M * K, C) probabilities of their windows at ``offsets`` (K of them;
-        clip after clip), the mean over the members, each with its own speaker and window normalisation."""
+        """Full MFCCs (40, T_i) (with their pitch rows, (42, T_i), when a member reads them) of M clips -> (M * K, C)
+        probabilities of their windows at ``offsets`` (K of them; clip after clip), the mean over the members, each
+        with its own speaker and window normalisation."""
         c = self.config
         utterance = c.get("utterance_normalization", "none")
-        windows: dict[str, np.ndarray] = {}  # speaker normalisation -> raw windows
+        windows: dict[tuple[str, bool], np.ndarray] = {}  # (speaker normalisation, pitch) -> raw windows
         probs = []
-        for trainer, variables, normalization, kind in self._members:
-            if kind not in windows:
-                windows[kind] = np.concatenate([input_pipeline.crop_windows(
+        for trainer, variables, normalization, (kind, pitch) in self._members:
+            if (kind, pitch) not in windows:
+                windows[kind, pitch] = np.concatenate([input_pipeline.crop_windows(
                     input_pipeline.normalize_by_speaker(mfcc, speaker, kind), offsets, c.window_frames, c.n_mfcc,
-                    utterance) for mfcc in mfccs])
-            probs.append(trainer.predict(variables, normalization(windows[kind]), batch_size=CHUNK_WINDOWS))
+                    utterance, pitch) for mfcc in mfccs])
+            probs.append(trainer.predict(variables, normalization(windows[kind, pitch]), batch_size=CHUNK_WINDOWS))
         return np.mean(probs, axis=0)
 
     @staticmethod
@@ -143,16 +145,25 @@ class Predictor:
             audio = scipy.signal.resample_poly(audio, rate // g, int(sample_rate) // g).astype(np.float32)
         return audio
 
+    def _rows(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """``features.clip_mfccs`` of 16 kHz ``clips``, with their ``clip_pitch`` rows when a member reads them."""
+        mfccs = features.clip_mfccs(clips, features.SAMPLE_RATE)
+        if not self._pitch:
+            return mfccs
+        pitches = features.clip_pitch(clips, features.SAMPLE_RATE)
+        return [input_pipeline.with_pitch(m, p) for m, p in zip(mfccs, pitches)]
+
     def _pieces(self, audio: np.ndarray) -> Iterator[tuple[list[np.ndarray], np.ndarray, list[tuple[float, float]]]]:
         """The MFCCs a recording's prediction sees (module docstring), from 16 kHz mono ``audio``: (full MFCCs
-        (40, T_i), window offsets into each, the windows' (start, end) seconds), once for a clip, chunk after chunk
-        of ``CHUNK_WINDOWS`` windows for a longer recording."""
+        (40, T_i), with their pitch rows (42, T_i) when a member reads them; window offsets into each; the windows'
+        (start, end) seconds), once for a clip, chunk after chunk of ``CHUNK_WINDOWS`` windows for a longer
+        recording."""
         c, rate = self.config, features.SAMPLE_RATE
         frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
         duration = len(audio) / rate
         offsets = input_pipeline.evaluation_offsets(c)
         if duration <= (offsets.max() + c.window_frames) * frame_seconds:
-            mfcc = features.clip_mfccs([audio], rate)[0]
+            mfcc = self._rows([audio])[0]
             if len(offsets) == 1 and mfcc.shape[1] < c.offset_frames + c.window_frames // 4:
                 offsets = np.array([0])
             yield [mfcc], offsets, [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds))
@@ -164,7 +175,7 @@ class Predictor:
             starts.append(len(audio) - size)
         for first in range(0, len(starts), CHUNK_WINDOWS):
             chunk = starts[first:first + CHUNK_WINDOWS]
-            yield (features.clip_mfccs([audio[s:s + size] for s in chunk], rate), np.array([0]),
+            yield (self._rows([audio[s:s + size] for s in chunk]), np.array([0]),
                    [(s / rate, (s + size) / rate) for s in chunk])
 
     def speaker_statistics(self, recordings: Iterable[tuple[np.ndarray, int]]) -> input_pipeline.SpeakerStatistics:

@@ -1,16 +1,17 @@
 """From prepared corpora to normalised MFCC windows in memory: protocols, windows, normalisation.
 
 Data path: ``corpora.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz,
-hop 512, so frame t is centred at t * 512 / 44100 s) -> ``Corpus`` (host numpy) -> ``load_splits`` (the
+hop 512, so frame t is centred at t * 512 / 44100 s; with ``config.pitch``, also their 2 pitch rows per frame,
+``features.clip_pitch``) -> ``Corpus`` (host numpy) -> ``load_splits`` (the
 protocol: ``random`` or ``speaker``) -> optionally ``speaker_normalize`` (each clip by its speaker's statistics) ->
 ``crop_windows`` / ``make_windows`` (fixed-size (coefficients, frames) windows, optionally normalised per utterance
 first) -> ``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the device once.
 
-Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s into each clip; here a
-window is the frames ``[offset, offset + frames)`` of the full-clip MFCC (0.5 s = frame 43, 2.5 s = 216
-frames), first ``n_mfcc`` coefficients. Frames beyond either end of a clip are zeros in the MFCC domain,
-before normalisation: the reference zero-filled the missing frames of short clips (``fillna(0)``) the
-same way, and normalised afterwards.
+Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s into each clip; here a window is the
+frames ``[offset, offset + frames)`` of the full-clip MFCC (0.5 s = frame 43, 2.5 s = 216 frames), first ``n_mfcc``
+coefficients, then the 2 pitch rows with ``config.pitch`` (``input_rows``). Frames beyond either end of a clip are
+zeros in the MFCC domain, before normalisation: the reference zero-filled the missing frames of short clips
+(``fillna(0)``) the same way, and normalised afterwards.
 
 Random protocol (the reference's): a stratified random split of all examples of the chosen corpora,
 ``test = ceil(0.2 N)`` (9,729 / 2,433 of 12,162, as scikit-learn's ``train_test_split``), then a
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 import ml_collections
 import numpy as np
 
+from emojax import features
 from emojax.labels import CORPUS_EMOTIONS
 
 SPLITS = ("train", "validation", "test")
@@ -42,7 +44,8 @@ class Corpus:
     """Examples on the host.
 
     Attributes:
-      mfcc: N arrays (40, T_i) float32, full-clip MFCCs.
+      mfcc: N arrays (40, T_i) float32, full-clip MFCCs; read with their pitch rows, (42, T_i): the 40 MFCCs, then
+        ``features.clip_pitch``'s 2 rows (``with_pitch``).
       label: (N,) int64 emotion indices into ``labels.EMOTIONS``.
       speaker, corpus, gender, file: (N,) str.
     """
@@ -59,11 +62,15 @@ class Corpus:
 
     @classmethod
     def from_split(cls, split: dict) -> Corpus:
-        """From a ``corpora.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file)."""
+        """From a ``corpora.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file; with pitch,
+        the clips get their pitch rows)."""
         missing = [k for k in ("mfcc", "label", *_STR_FIELDS) if k not in split]
         if missing:
             raise KeyError(f"load_split result lacks {missing}; rebuild the dataset with the current builders")
-        return cls(mfcc=[np.asarray(m, np.float32) for m in split["mfcc"]],
+        mfccs = [np.asarray(m, np.float32) for m in split["mfcc"]]
+        if "pitch" in split:
+            mfccs = [with_pitch(m, p) for m, p in zip(mfccs, split["pitch"])]
+        return cls(mfcc=mfccs,
                    label=np.asarray(split["label"], np.int64),
                    **{k: np.asarray(split[k]).astype(str) for k in _STR_FIELDS})
 
@@ -78,6 +85,19 @@ class Corpus:
         return Corpus(mfcc=[m for p in parts for m in p.mfcc],
                       label=np.concatenate([p.label for p in parts]),
                       **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _STR_FIELDS})
+
+
+def with_pitch(mfcc: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """One clip's MFCCs (40, T) with its ``features.clip_pitch`` rows (2, T) below them: (42, T) float32."""
+    if mfcc.shape[0] != features.FRONT_END["n_mfcc"] or pitch.shape != (features.PITCH_ROWS, mfcc.shape[1]):
+        raise ValueError(f"expected MFCCs (40, T) and pitch rows (2, T) of one clip, got {mfcc.shape} and "
+                         f"{pitch.shape}")
+    return np.concatenate([mfcc, pitch]).astype(np.float32, copy=False)
+
+
+def input_rows(config: ml_collections.ConfigDict) -> int:
+    """Rows of a model's input window: ``config.n_mfcc`` MFCCs, plus the 2 pitch rows with ``config.pitch``."""
+    return config.n_mfcc + (features.PITCH_ROWS if config.get("pitch", False) else 0)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +130,7 @@ def read_prepared(config: ml_collections.ConfigDict, split: str) -> Corpus:
     data dir)."""
     from emojax import corpora  # the builders' module (imports TFDS); only needed here
 
-    keys = ("mfcc", "label", *_STR_FIELDS)
+    keys = ("mfcc", "label", *_STR_FIELDS, *(("pitch",) if config.get("pitch", False) else ()))
     return Corpus.concatenate([Corpus.from_split(corpora.load_split(name, split, config.data_dir, keys=keys))
                                for name in config.datasets])
 
@@ -191,12 +211,12 @@ def utterance_normalize(mfcc: np.ndarray, kind: str) -> np.ndarray:
 
 
 SPEAKER_NORMALIZATIONS = ("none", "mean", "mean_std")
-SpeakerStatistics = tuple[np.ndarray, np.ndarray]  # a speaker's (mean, std) of each coefficient: (40, 1) each
+SpeakerStatistics = tuple[np.ndarray, np.ndarray]  # a speaker's (mean, std) of each row: (40, 1) each (42 with pitch)
 
 
 def frame_statistics(mfccs: Sequence[np.ndarray]) -> SpeakerStatistics:
     """Mean and standard deviation of each coefficient over all frames of ``mfccs`` (clips (40, T_i) of one
-    speaker): (40, 1) float32 each, the std at least 1e-6."""
+    speaker; (42, T_i) with pitch rows): (40, 1) (or (42, 1)) float32 each, the std at least 1e-6."""
     frames = np.concatenate([np.asarray(m, np.float32) for m in mfccs], axis=1)
     if frames.shape[1] == 0:
         raise ValueError("speaker statistics need at least one MFCC frame; give recordings with audio in them")
@@ -219,9 +239,9 @@ def _check_speaker_normalization(kind: str) -> None:
 
 
 def normalize_by_speaker(mfcc: np.ndarray, statistics: SpeakerStatistics | None, kind: str) -> np.ndarray:
-    """One clip's full MFCC (40, T) minus its speaker's mean (``kind="mean"``), also divided by their standard
-    deviation (``"mean_std"``), or unchanged (``"none"``, where ``statistics`` may be None). Returns (40, T)
-    float32."""
+    """One clip's full MFCC (40, T) (or (42, T) with its pitch rows) minus its speaker's mean (``kind="mean"``),
+    also divided by their standard deviation (``"mean_std"``), or unchanged (``"none"``, where ``statistics`` may be
+    None). Returns float32 of the same shape."""
     _check_speaker_normalization(kind)
     if kind == "none":
         return mfcc
@@ -255,15 +275,23 @@ def speaker_normalize(splits: dict[str, Corpus], kind: str) -> dict[str, Corpus]
 
 
 def crop_windows(mfcc: np.ndarray, offsets: Sequence[int], frames: int, n_mfcc: int,
-                 utterance: str = "none") -> np.ndarray:
+                 utterance: str = "none", pitch: bool = False) -> np.ndarray:
     """Windows of frames ``[offset, offset + frames)`` of the first ``n_mfcc`` rows of one clip's ``mfcc``
-    (40, T), one per offset, after ``utterance_normalize(mfcc[:n_mfcc], utterance)`` over the whole clip (once).
+    (40, T) (with ``pitch``, of those and its pitch rows: ``mfcc`` is (42, T), ``with_pitch``), one per offset,
+    after ``utterance_normalize`` of those rows over the whole clip (once).
 
-    Returns (K, n_mfcc, frames) float32, K = len(offsets); frames outside the clip (an offset may be negative)
-    are zeros.
+    Returns (K, R, frames) float32, K = len(offsets), R = n_mfcc (+ 2 with ``pitch``); frames outside the clip (an
+    offset may be negative) are zeros.
     """
-    mfcc = utterance_normalize(mfcc[:n_mfcc], utterance)
-    out = np.zeros((len(offsets), n_mfcc, frames), np.float32)
+    rows = mfcc[:n_mfcc]
+    if pitch:
+        stored = features.FRONT_END["n_mfcc"]
+        if mfcc.shape[0] != stored + features.PITCH_ROWS:
+            raise ValueError(f"a model with config.pitch needs each clip's pitch rows ((42, T) arrays, with_pitch), "
+                             f"got {mfcc.shape}; read the corpora with config.pitch=True (builders 1.1.0 or later)")
+        rows = np.concatenate([rows, mfcc[stored:]])
+    mfcc = utterance_normalize(rows, utterance)
+    out = np.zeros((len(offsets), mfcc.shape[0], frames), np.float32)
     for k, offset in enumerate(map(int, offsets)):
         start, stop = max(offset, 0), min(offset + frames, mfcc.shape[1])
         if stop > start:
@@ -272,11 +300,11 @@ def crop_windows(mfcc: np.ndarray, offsets: Sequence[int], frames: int, n_mfcc: 
 
 
 def make_windows(corpus: Corpus, offsets: Sequence[int], frames: int, n_mfcc: int,
-                 utterance: str = "none") -> np.ndarray:
-    """``crop_windows`` of every clip: (N, K, n_mfcc, frames) float32, K = len(offsets)."""
-    out = np.zeros((len(corpus), len(offsets), n_mfcc, frames), np.float32)
+                 utterance: str = "none", pitch: bool = False) -> np.ndarray:
+    """``crop_windows`` of every clip: (N, K, R, frames) float32, K = len(offsets), R = n_mfcc (+ 2 with pitch)."""
+    out = np.zeros((len(corpus), len(offsets), n_mfcc + (features.PITCH_ROWS if pitch else 0), frames), np.float32)
     for i, mfcc in enumerate(corpus.mfcc):
-        out[i] = crop_windows(mfcc, offsets, frames, n_mfcc, utterance)
+        out[i] = crop_windows(mfcc, offsets, frames, n_mfcc, utterance, pitch)
     return out
 
 
@@ -293,10 +321,10 @@ def evaluation_offsets(config: ml_collections.ConfigDict) -> np.ndarray:
 
 
 def evaluation_windows(corpus: Corpus, config: ml_collections.ConfigDict) -> np.ndarray:
-    """The evaluation windows of every clip (predictions average over them): (N, K, n_mfcc, window_frames)
+    """The evaluation windows of every clip (predictions average over them): (N, K, input_rows, window_frames)
     float32, K = ``config.test_crops`` at ``evaluation_offsets(config)``."""
     return make_windows(corpus, evaluation_offsets(config), config.window_frames, config.n_mfcc,
-                        config.get("utterance_normalization", "none"))
+                        config.get("utterance_normalization", "none"), config.get("pitch", False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,7 +392,7 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tup
                          "or config.normalization='per_coefficient'")
     splits = speaker_normalize(splits, config.get("speaker_normalization", "none"))
     train_windows = make_windows(splits["train"], [offset - shift], frames + 2 * shift, n_mfcc,
-                                 config.get("utterance_normalization", "none"))[:, 0]
+                                 config.get("utterance_normalization", "none"), config.get("pitch", False))[:, 0]
     fit_on = train_windows[:, :, shift:shift + frames] if shift else train_windows
     normalization = Normalization.fit(fit_on, config.normalization)
     arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),

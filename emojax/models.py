@@ -279,10 +279,12 @@ class CNN(nn.Module):
     """Configurable CNN: ``ConvBlock`` per entry of ``widths``, then a head.
 
     ``deltas`` (0, 1 or 2) adds the window's deltas (``features.delta`` over time, width 9) and, with 2, its
-    accelerations as input channels. ``pooling="stats"`` averages over frequency and takes the mean and standard
-    deviation over time (any number of frames works); ``"attention"`` averages over frequency and weights the
-    frames by learned attention (``AttentiveStatsPooling``); ``"flatten"`` flattens (fixed input size, like
-    ``SeedCNN``).
+    accelerations as input channels. ``pitch_rows`` (0 or ``features.PITCH_ROWS``) takes the input's last rows as
+    per-frame values (``features.clip_pitch``: log f0 and periodicity) and gives them to every MFCC row as extra input
+    channels, so each convolution sees the pitch of its frames. ``pooling="stats"`` averages over frequency and takes
+    the mean and standard deviation over time (any number of frames works); ``"attention"`` averages over frequency
+    and weights the frames by learned attention (``AttentiveStatsPooling``); ``"flatten"`` flattens (fixed input size,
+    like ``SeedCNN``).
     Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``; ``hidden=0`` leaves out the hidden
     layer (Dropout -> Dense ``num_classes`` on the pooled features), which frees its parameters for convolutions.
     """
@@ -293,18 +295,24 @@ class CNN(nn.Module):
     hidden: int = 128
     dropout_rate: float = 0.2
     deltas: int = 0
+    pitch_rows: int = 0
     num_classes: int = NUM_CLASSES
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
-        """x: (B, H, W[, 1]) -> logits (B, num_classes) float32."""
+        """x: (B, H, W[, 1]) (the last ``pitch_rows`` of the H rows: pitch) -> logits (B, num_classes) float32."""
         if self.deltas not in (0, 1, 2):
             raise ValueError(f"deltas must be 0, 1 or 2, got {self.deltas}")
         if self.hidden < 0:
             raise ValueError(f"hidden must be >= 0 (0: no hidden layer), got {self.hidden}")
         x = _nhwc(x, jnp.float32)
+        if self.pitch_rows:
+            x, pitch = x[:, :-self.pitch_rows], x[:, -self.pitch_rows:]  # (B, H - P, W, 1), (B, P, W, 1)
         x = jnp.concatenate([x, *(features.delta(x, order=k, axis=2) for k in range(1, self.deltas + 1))], axis=-1)
+        if self.pitch_rows:
+            pitch = jnp.broadcast_to(jnp.swapaxes(pitch[..., 0], 1, 2)[:, None], (*x.shape[:3], self.pitch_rows))
+            x = jnp.concatenate([x, pitch], axis=-1)
         x = x.astype(self.dtype)
         for width in self.widths:
             x = ConvBlock(width, self.residual, self.dropout_rate, self.dtype)(x, train=train)
@@ -330,12 +338,14 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
     if dtype is None:
         raise ValueError(f"config.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
     deltas = config.get("deltas", 0)
+    pitch_rows = features.PITCH_ROWS if config.get("pitch", False) else 0
     if config.model == "seed_cnn":
-        if deltas:
+        if deltas or pitch_rows:
             raise ValueError("the reference network (config.model='seed_cnn') takes MFCCs only; set config.deltas=0 "
-                             "or config.model='cnn'")
+                             "and config.pitch=False, or config.model='cnn'")
         return SeedCNN(dropout_rate=config.dropout_rate, dtype=dtype)
     if config.model == "cnn":
         return CNN(widths=tuple(config.widths), residual=config.residual, pooling=config.pooling,
-                   hidden=config.hidden, dropout_rate=config.dropout_rate, deltas=deltas, dtype=dtype)
+                   hidden=config.hidden, dropout_rate=config.dropout_rate, deltas=deltas, pitch_rows=pitch_rows,
+                   dtype=dtype)
     raise ValueError(f"unknown config.model {config.model!r}; use 'seed_cnn' or 'cnn'")

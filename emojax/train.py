@@ -72,7 +72,7 @@ PREDICT_BATCHES_PER_CALL = 32  # evaluation batches per jitted call of Trainer.p
 # teacher must share them with its student (a teacher trained on another split has seen the student's validation
 # or test clips).
 DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
-              "offset_frames", "window_frames", "normalization", "utterance_normalization",
+              "pitch", "offset_frames", "window_frames", "normalization", "utterance_normalization",
               "speaker_normalization")
 # Config fields a resumed run must share with its checkpoints: the data, the model, the optimizer state's structure,
 # and the step -> epoch mapping (batch size).
@@ -80,12 +80,12 @@ RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden",
                 "seed", "ema_decay")
 # Config fields the members of an ensemble (several workdirs whose class probabilities are averaged) must share: the
 # clips of each split and the raw evaluation windows (DATA_FIXED but the normalisations, which each member applies
-# with its own statistics, and the evaluation windows' placement).
-ENSEMBLE_FIXED = (*(f for f in DATA_FIXED if f not in ("normalization", "speaker_normalization")), "test_crops",
-                  "crop_shift_frames")
+# with its own statistics, and the pitch rows, which each member reads or not; plus the evaluation windows' placement).
+ENSEMBLE_FIXED = (*(f for f in DATA_FIXED if f not in ("normalization", "speaker_normalization", "pitch")),
+                  "test_crops", "crop_shift_frames")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "speaker_normalization": "none",
-                    "deltas": 0}
+                    "deltas": 0, "pitch": False}
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 
@@ -174,7 +174,7 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int) -> o
 def create_train_state(config: ml_collections.ConfigDict, model: nn.Module, steps_per_epoch: int) -> TrainState:
     """Fresh state: parameters from ``config.seed``, step 0."""
     init_key, run_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    dummy = jnp.zeros((1, config.n_mfcc, config.window_frames), jnp.float32)
+    dummy = jnp.zeros((1, input_pipeline.input_rows(config), config.window_frames), jnp.float32)
     variables = jax.jit(functools.partial(model.init, train=False))(init_key, dummy)
     ema = dict(variables) if config.get("ema_decay", 0.0) else None
     return TrainState.create(apply_fn=model.apply, params=variables["params"],
@@ -245,7 +245,8 @@ def _augment_batch(config: ml_collections.ConfigDict, key: jax.Array, x: jnp.nda
         x = augment.random_crop(crop_key, x, config.window_frames)
     if config.freq_masks or config.time_masks:
         x = augment.spec_augment(mask_key, x, freq_masks=config.freq_masks, max_freq_width=config.max_freq_width,
-                                 time_masks=config.time_masks, max_time_width=config.max_time_width)
+                                 time_masks=config.time_masks, max_time_width=config.max_time_width,
+                                 freq_rows=config.n_mfcc)
     return x
 
 
@@ -591,20 +592,21 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     if split not in input_pipeline.SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(input_pipeline.SPLITS)}")
     members = restore_ensemble(workdirs, which)
-    config = members[0][0]
+    config = ml_collections.ConfigDict(members[0][0].to_dict())
+    config.pitch = any(m[0].get("pitch", False) for m in members)  # read the pitch rows if any member needs them
     splits = input_pipeline.load_splits(config)
     corpus = splits[split]
-    windows: dict[str, np.ndarray] = {}  # speaker normalisation -> the split's raw evaluation windows
+    windows: dict[tuple[str, bool], np.ndarray] = {}  # (speaker normalisation, pitch) -> raw evaluation windows
     mesh, member_probs = make_mesh(), []
     for member_config, state, normalization, _ in members:
-        kind = member_config.get("speaker_normalization", "none")
-        if kind not in windows:
+        key = (member_config.get("speaker_normalization", "none"), member_config.get("pitch", False))
+        if key not in windows:
             needed = {"train": splits["train"], split: corpus}  # the statistics' source and the evaluated split
-            windows[kind] = input_pipeline.evaluation_windows(input_pipeline.speaker_normalize(needed, kind)[split],
-                                                              config)
+            windows[key] = input_pipeline.evaluation_windows(
+                input_pipeline.speaker_normalize(needed, key[0])[split], member_config)
         trainer = Trainer(member_config, models.create_model(member_config), mesh)
         member_probs.append(_clip_probabilities(trainer, eval_variables(trainer.place(state)),
-                                                normalization(windows[kind])))
+                                                normalization(windows[key])))
     probs = np.mean(member_probs, axis=0)
     classes = input_pipeline.held_out_classes(config) if split == "test" else None
     result = {**_metrics(probs, corpus.label.astype(np.int32), corpus.corpus, classes), "split": split}

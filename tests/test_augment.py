@@ -44,6 +44,18 @@ def test_spec_augment_zeroes_whole_bands_only():
     assert zero.any(axis=(1, 2)).mean() > 0.5  # most examples got a mask
 
 
+def test_spec_augment_frequency_bands_stay_in_freq_rows():
+    """Rows from ``freq_rows`` on (pitch rows) are only ever masked in time."""
+    x = _batch(batch=64, height=12)
+    out = np.asarray(augment.spec_augment(jax.random.PRNGKey(2), x, freq_masks=2, max_freq_width=4, time_masks=0,
+                                          max_time_width=0, freq_rows=10))
+    zero = out == 0
+    assert zero[:, :10].any() and not zero[:, 10:].any()
+    whole = np.asarray(augment.spec_augment(jax.random.PRNGKey(2), x, freq_masks=2, max_freq_width=4, time_masks=0,
+                                            max_time_width=0))
+    assert (whole == 0)[:, 10:].any()  # without freq_rows, bands reach every row
+
+
 def test_mixup_blends_inputs_and_targets_with_the_same_weight():
     x = _batch(batch=8)
     targets = jax.nn.one_hot(jnp.arange(8) % 4, 4)

@@ -171,16 +171,18 @@ def test_build_twice_gives_identical_data(ravdess_build: Path, tmp_path: Path) -
     for split in corpora.SPLITS:
         for key in ALL_KEYS:
             a, b = first[split][key], second[split][key]
-            if key in ("audio", "mfcc"):
+            if key in ("audio", "mfcc", "pitch"):
                 assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b)), (split, key)
             else:
                 np.testing.assert_array_equal(a, b)
 
 
-def test_mfcc_is_the_front_end_of_the_stored_audio(ravdess_build: Path) -> None:
-    data = corpora.load_split("ravdess", "train", str(ravdess_build), keys=("audio", "mfcc"))
-    for audio, mfcc in zip(data["audio"], data["mfcc"]):
+def test_mfcc_and_pitch_are_the_front_end_of_the_stored_audio(ravdess_build: Path) -> None:
+    data = corpora.load_split("ravdess", "train", str(ravdess_build), keys=("audio", "mfcc", "pitch"))
+    for audio, mfcc, pitch in zip(data["audio"], data["mfcc"], data["pitch"]):
         np.testing.assert_allclose(mfcc, features.clip_mfccs([audio])[0], rtol=1e-5, atol=1e-3)
+        np.testing.assert_array_equal(pitch, features.clip_pitch([audio])[0])
+        assert pitch.shape == (features.PITCH_ROWS, mfcc.shape[1])
 
 
 def test_zip_archive_builds_like_its_folder(ravdess_build: Path, tmp_path: Path) -> None:
@@ -205,13 +207,14 @@ def test_tfds_cli_builds_tfrecord_on_beam_that_load_split_reads(ravdess_build: P
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "emojax_ravdess (on Apache Beam): found 4, built 4, skipped 0" in result.stdout
-    assert list((tmp_path / "emojax_ravdess" / "1.0.0").glob("*.tfrecord-*"))
+    assert list((tmp_path / "emojax_ravdess" / str(corpora.VERSION)).glob("*.tfrecord-*"))
     tfrecord, array_record = _load_all("ravdess", tmp_path), _load_all("ravdess", ravdess_build)
     for split in corpora.SPLITS:
         order = np.argsort(tfrecord[split]["file"]), np.argsort(array_record[split]["file"])
         np.testing.assert_array_equal(tfrecord[split]["file"][order[0]], array_record[split]["file"][order[1]])
         for a, b in zip(order[0], order[1]):
             np.testing.assert_array_equal(tfrecord[split]["mfcc"][a], array_record[split]["mfcc"][b])
+            np.testing.assert_array_equal(tfrecord[split]["pitch"][a], array_record[split]["pitch"][b])
             np.testing.assert_array_equal(tfrecord[split]["audio"][a], array_record[split]["audio"][b])
 
 
@@ -289,11 +292,12 @@ def test_beam_build_with_worker_processes_equals_the_plain_build(bad_manual_dir:
     for split in corpora.SPLITS:
         for key in ALL_KEYS:
             a, b = beam[split][key], plain[split][key]
-            if key in ("audio", "mfcc"):
+            if key in ("audio", "mfcc", "pitch"):
                 assert len(a) == len(b) and all(x.tobytes() == y.tobytes() for x, y in zip(a, b)), (split, key)
             else:
                 np.testing.assert_array_equal(a, b)
-    assert not list((tmp_path / "emojax_ravdess" / "1.0.0").glob("*report*"))  # the workers' records are gone
+    # The workers' records are gone.
+    assert not list((tmp_path / "emojax_ravdess" / str(corpora.VERSION)).glob("*report*"))
 
 
 def test_beam_build_fails_when_the_runner_loses_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,7 +348,7 @@ def test_load_split_errors_say_what_to_do(ravdess_build: Path, tmp_path: Path) -
     with pytest.raises(ValueError, match="no split 'dev'"):
         corpora.load_split("ravdess", "dev", str(ravdess_build))
     with pytest.raises(ValueError, match="unknown feature"):
-        corpora.load_split("ravdess", "train", str(ravdess_build), keys=("mfcc", "pitch"))
+        corpora.load_split("ravdess", "train", str(ravdess_build), keys=("mfcc", "energy"))
     with pytest.raises(ValueError, match="unknown emojax dataset 'iemocap'"):
         corpora.load_split("iemocap", "train", str(ravdess_build))
 

@@ -351,3 +351,87 @@ def test_delta_matches_librosa(width: int, order: int) -> None:
 def test_delta_rejects_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         features.delta(np.zeros((3, 20), np.float32), **kwargs)
+
+
+def _harmonic_tone(f0: float | np.ndarray, sr: int, seconds: float, harmonics: int = 6) -> np.ndarray:
+    """A voice-like periodic signal: ``harmonics`` partials of falling amplitude at ``f0`` (Hz, per sample or one)."""
+    n = int(sr * seconds)
+    phase = 2 * np.pi * np.cumsum(np.broadcast_to(np.asarray(f0, np.float64), (n,))) / sr
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [95.0, 150.0, 220.5, 410.0])
+def test_yin_finds_the_period_of_tones_and_agrees_with_librosa(f0: float) -> None:
+    kw = dict(fmin=60, fmax=600, sr=16000, frame_length=1024, hop_length=160)
+    y = _harmonic_tone(f0, 16000, 1.0)
+    got = np.asarray(features.yin(y, **kw))
+    want = librosa.yin(y, **kw)
+    assert got.shape == want.shape and got.dtype == np.float32
+    inner = slice(4, -4)  # frames whose window lies inside the tone (the ends see the zero padding)
+    np.testing.assert_allclose(got[inner], f0, rtol=1e-3)
+    np.testing.assert_allclose(got[inner], want[inner], rtol=3e-3)  # librosa's estimate is biased by ~0.1 %
+    # Batch axes and jit.
+    batch = np.stack([y, _harmonic_tone(2 * f0 if 2 * f0 < 600 else f0 / 2, 16000, 1.0)])
+    got2 = np.asarray(jax.jit(lambda b: features.yin(b, **kw))(batch))
+    np.testing.assert_allclose(got2[0], got, rtol=1e-5)
+
+
+def test_yin_follows_a_gliding_pitch() -> None:
+    sr = 16000
+    track = np.linspace(120.0, 240.0, sr)  # one octave up over a second
+    f0 = np.asarray(features.yin(_harmonic_tone(track, sr, 1.0), fmin=60, fmax=600, sr=sr, frame_length=1024,
+                                 hop_length=160))
+    # As in librosa, frame t is centred at t * 160, and the difference function sums over its first half
+    # (win_length = 512 samples), which is centred 256 samples earlier.
+    analysed = np.arange(len(f0)) * 160 - 256
+    inner = slice(4, -4)
+    np.testing.assert_allclose(f0[inner], track[analysed[inner]], rtol=0.01)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(fmin=0, fmax=500), "0 < fmin < fmax"), (dict(fmin=300, fmax=200), "0 < fmin < fmax"),
+    (dict(fmin=60, fmax=9000), "fmax <= sr / 2"), (dict(fmin=60, fmax=500, trough_threshold=1.5), "trough_threshold"),
+    (dict(fmin=60, fmax=500, frame_length=512, win_length=480), "raise frame_length")])
+def test_yin_rejects_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        features.yin(np.zeros(4000, np.float32), sr=16000, **{"frame_length": 1024, **kwargs})
+
+
+def test_clip_pitch_on_the_mfcc_frames() -> None:
+    """A tone, a tone with a silent gap, silence and noise, of different lengths, in one call."""
+    sr = 16000
+    tone = _harmonic_tone(180.0, sr, 1.2)
+    gap = tone.copy()
+    gap[6000:11000] = 0.0
+    gap[11000:] = _harmonic_tone(240.0, sr, 1.2)[11000:]
+    silence = np.zeros(9000, np.float32)
+    noise = (0.1 * np.random.default_rng(0).standard_normal(13000)).astype(np.float32)
+    clips = [tone, gap, silence, noise]
+    got = features.clip_pitch(clips)
+    for clip, pitch, mfcc in zip(clips, got, features.clip_mfccs(clips), strict=True):
+        assert pitch.shape == (features.PITCH_ROWS, mfcc.shape[1]) and pitch.dtype == np.float32
+    inner = slice(5, -5)
+    np.testing.assert_allclose(2 ** got[0][0, inner], 180.0, rtol=2e-3)
+    assert (got[0][1, inner] > 0.95).all()
+    # The gap: silent frames have periodicity 0 and log f0 interpolated between 180 and 240 Hz.
+    seconds = np.arange(got[1].shape[1]) * 512 / 44100
+    silent = (seconds > 6000 / sr + 0.04) & (seconds < 11000 / sr - 0.04)
+    assert (got[1][1, silent] == 0).all()
+    assert np.all(np.diff(got[1][0, silent]) >= 0)
+    assert 2 ** got[1][0, silent].min() >= 179 and 2 ** got[1][0, silent].max() <= 241
+    np.testing.assert_allclose(2 ** got[1][0, seconds > 11000 / sr + 0.05][:-5], 240.0, rtol=2e-3)
+    # No voiced frame: log2 sqrt(fmin * fmax) throughout; silence also has periodicity 0.
+    np.testing.assert_allclose(got[2][0], 0.5 * np.log2(features.PITCH["fmin"] * features.PITCH["fmax"]))
+    assert (got[2][1] == 0).all()
+    assert (got[3][1] < features.PITCH_VOICING).mean() > 0.95  # white noise is not periodic
+
+
+def test_clip_pitch_int16_and_other_rates() -> None:
+    pcm = (_harmonic_tone(200.0, 16000, 1.0) * 32767).astype(np.int16)
+    (from_pcm,) = features.clip_pitch([pcm])
+    (from_48k,) = features.clip_pitch([_harmonic_tone(200.0, 48000, 1.0)], sample_rate=48000)
+    assert from_48k.shape == from_pcm.shape  # the same MFCC frames (1 + ceil(n * 44100 / rate) // 512)
+    np.testing.assert_allclose(2 ** from_pcm[0, 5:-5], 200.0, rtol=2e-3)
+    np.testing.assert_allclose(2 ** from_48k[0, 5:-5], 200.0, rtol=2e-3)
+    with pytest.raises(ValueError, match="NaN"):
+        features.clip_pitch([np.full(1000, np.nan, np.float32)])

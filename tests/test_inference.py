@@ -399,3 +399,53 @@ def test_eval_cli_needs_one_speaker_for_a_speaker_normalized_model(speaker_workd
         want = predictor.predict_file(path, speaker).probabilities
         for name in EMOTIONS:
             assert g["probabilities"][name] == pytest.approx(want[name], abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pitch_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Path:
+    """A small model trained with the pitch rows (``config.pitch``)."""
+    from configs import demo
+    from emojax import train
+
+    workdir = tmp_path_factory.mktemp("pitch")
+    config = demo.get_config()
+    config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=2, seed=3, pitch=True))
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_a_pitch_run_predicts_evaluates_and_ensembles_as_it_trained(pitch_workdir, trained_workdir,
+                                                                     synthetic_data_dir):
+    """Recordings get their pitch rows as the stored clips have them; ensembles give each member its own rows."""
+    from emojax import corpora, input_pipeline, metrics, train
+
+    predictor = inference.Predictor.from_workdir(pitch_workdir)
+    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "pitch", "audio"))
+    clip = next(synthetic.generate("test"))
+    (index,) = [i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)]
+    c = predictor.config
+    rows = input_pipeline.with_pitch(stored["mfcc"][index], stored["pitch"][index])
+    window = input_pipeline.crop_windows(rows, [c.offset_frames], c.window_frames, c.n_mfcc, pitch=True)
+    assert window.shape == (1, c.n_mfcc + 2, c.window_frames)
+    result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
+    np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], _probabilities(predictor, window)[0],
+                               atol=1e-4)
+    trained = json.loads((pitch_workdir / "test_metrics.json").read_text())
+    assert train.evaluate_checkpoint(pitch_workdir)["confusion_matrix"] == trained["confusion_matrix"]
+    # With a member that reads no pitch rows (listed first, so the ensemble must still read them).
+    config, *_ = train.restore(trained_workdir)
+    config.pitch = True
+    test = input_pipeline.load_splits(config)["test"]
+    config.pitch = False
+    probs = [_probabilities(inference.Predictor.from_workdir(trained_workdir),
+                            input_pipeline.evaluation_windows(test, config)[:, 0]),
+             _probabilities(predictor, input_pipeline.evaluation_windows(test, c)[:, 0])]
+    expected = metrics.classification_metrics(test.label, np.mean(probs, axis=0))
+    evaluated = train.evaluate_checkpoint([trained_workdir, pitch_workdir])
+    np.testing.assert_array_equal(evaluated["confusion_matrix"], expected["confusion_matrix"])
+    ensemble = inference.Predictor.from_workdirs([trained_workdir, pitch_workdir]).predict(clip.audio,
+                                                                                          synthetic.SAMPLE_RATE)
+    plain = inference.Predictor.from_workdir(trained_workdir).predict(clip.audio, synthetic.SAMPLE_RATE)
+    for name in EMOTIONS:
+        assert ensemble.probabilities[name] == pytest.approx(
+            (plain.probabilities[name] + result.probabilities[name]) / 2, abs=1e-5)

@@ -111,6 +111,33 @@ def test_crop_windows_slice_and_zero_pad():
     assert not late.any()
 
 
+def test_pitch_rows_follow_the_first_n_mfcc_coefficients():
+    mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
+    pitch = -np.arange(2 * 10, dtype=np.float32).reshape(2, 10)
+    clip = input_pipeline.with_pitch(mfcc, pitch)
+    assert clip.shape == (42, 10)
+    w = input_pipeline.crop_windows(clip, [2, 6], 6, 25, pitch=True)
+    assert w.shape == (2, 27, 6)
+    np.testing.assert_array_equal(w[0, :25], mfcc[:25, 2:8])
+    np.testing.assert_array_equal(w[0, 25:], pitch[:, 2:8])
+    assert not w[1, :, 4:].any()
+    np.testing.assert_array_equal(input_pipeline.crop_windows(clip, [2], 6, 25), w[:1, :25])  # rows 25-41 unused
+    # Utterance normalisation covers the pitch rows too.
+    centred = input_pipeline.crop_windows(clip, [0], 10, 3, "mean", pitch=True)[0]
+    np.testing.assert_allclose(centred.mean(axis=1), 0, atol=1e-5)
+    with pytest.raises(ValueError, match="config.pitch=True"):
+        input_pipeline.crop_windows(mfcc, [0], 6, 25, pitch=True)
+    with pytest.raises(ValueError, match="pitch rows"):
+        input_pipeline.with_pitch(mfcc, pitch[:, :5])
+    corpus = Corpus.from_split(dict(mfcc=[mfcc], pitch=[pitch], label=[0], speaker=["s"], corpus=["c"],
+                                    gender=["f"], file=["a"]))
+    np.testing.assert_array_equal(corpus.mfcc[0], clip)
+    config = ml_collections.ConfigDict(dict(n_mfcc=25))
+    assert input_pipeline.input_rows(config) == 25
+    config.pitch = True
+    assert input_pipeline.input_rows(config) == 27
+
+
 def test_utterance_normalization_uses_the_whole_clip():
     rng = np.random.default_rng(0)
     mfcc = rng.normal(0.0, 1.0, (40, 90)).astype(np.float32)

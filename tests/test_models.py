@@ -193,6 +193,36 @@ def test_deltas_are_extra_input_channels():
     assert not np.allclose(both.apply(v_both, x, train=False), plain.apply(v_plain, x, train=False), atol=1e-3)
 
 
+def test_pitch_rows_are_input_channels_of_every_mfcc_row():
+    """``pitch_rows=2``: the last 2 input rows leave the map and become 2 more input channels (2 x 9 x 8 more weights,
+    the map is 2 rows lower); with those channels' weights zero, the logits are the MFCC rows' alone, and a pitch
+    contour changes them otherwise."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 25, 40)), jnp.float32)
+    pitch = jnp.asarray(rng.normal(size=(2, 2, 40)), jnp.float32)
+    plain = models.CNN(widths=(8, 16), residual=False, hidden=16)
+    with_pitch = models.CNN(widths=(8, 16), residual=False, hidden=16, pitch_rows=2)
+    xp = jnp.concatenate([x, pitch], axis=1)
+    v_plain, v_pitch = _variables(plain, x), _variables(with_pitch, xp)
+    assert _count(v_pitch["params"]) - _count(v_plain["params"]) == 2 * 9 * 8
+    first = v_pitch["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"]
+    assert first.shape == (3, 3, 3, 8)
+    v_pitch = jax.tree.map(lambda a: a, v_plain)
+    v_pitch["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"] = jnp.zeros_like(first).at[:, :, :1].set(
+        v_plain["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"])
+    np.testing.assert_allclose(with_pitch.apply(v_pitch, xp, train=False), plain.apply(v_plain, x, train=False),
+                               rtol=1e-5, atol=1e-5)
+    v_pitch["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"] = first
+    flat = jnp.concatenate([x, jnp.zeros_like(pitch)], axis=1)
+    assert not np.allclose(with_pitch.apply(v_pitch, xp, train=False), with_pitch.apply(v_pitch, flat, train=False),
+                           atol=1e-3)
+    # create_model reads config.pitch; the reference network takes MFCCs only.
+    model = models.create_model(_config(pitch=True))
+    assert model.pitch_rows == 2
+    with pytest.raises(ValueError, match="config.pitch=False"):
+        models.create_model(_config(model="seed_cnn", pitch=True))
+
+
 def _config(**overrides) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(dict(model="cnn", dtype="float32", dropout_rate=0.1, widths=(8, 8),
                                             residual=True, pooling="stats", hidden=16))

@@ -22,8 +22,8 @@ def test_builds_from_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert collections.Counter(data["label"].tolist()) == {i: len(numbers) for i in range(len(EMOTIONS))}
         assert set(data["corpus"]) == {"synthetic_prosody"} and set(data["file"]) == {""}
         clips = {(c.speaker, c.emotion): c for c in synthetic.generate(split)}
-        for speaker, label, audio, mfcc, text in zip(data["speaker"], data["label"], data["audio"], data["mfcc"],
-                                                     data["text"]):
+        for speaker, label, audio, mfcc, pitch, text in zip(data["speaker"], data["label"], data["audio"],
+                                                            data["mfcc"], data["pitch"], data["text"]):
             clip = clips[speaker, EMOTIONS[label]]
             np.testing.assert_array_equal(audio, clip.audio)
-            assert text == clip.text and mfcc.shape[0] == 40
+            assert text == clip.text and mfcc.shape[0] == 40 and pitch.shape == (2, mfcc.shape[1])
