@@ -129,6 +129,10 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
                                                      "default-random-spknorm", "small-random-spknorm-e60")),
     # Session 17: the two speaker-normalised CNNs of the default recipe's widths and wider in the last blocks alone.
     "ensemble-random-spknorm-tail": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-tail256")),
+    # Session 18: the speaker-normalised CNN with and without the pitch rows (and with the wider one).
+    "ensemble-random-spknorm-pitch": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-pitch")),
+    "ensemble-random-spknorm-pitch-tail": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-pitch",
+                                                               "default-random-spknorm-tail256")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 

@@ -10,7 +10,9 @@ use it; it is the reference here.
 
     python benchmarks/pitch_voicing.py --data_dir /work/data/tfds --corpora crema_d,ravdess --clips 30,20
 
-Needs librosa (the test extra) and the prepared corpora.
+Needs librosa (the test extra) and the prepared corpora. On the development VM, librosa's compiled-function cache
+(numba, written next to librosa on a first run) crashed later runs that also load TensorFlow; an empty cache folder
+avoids that: ``NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/pitch_voicing.py ...``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The emojax audio front end: audio loading and a pure ``jax.numpy`` MFCC pipeline.
+"""The emojax audio front end: audio loading, a pure ``jax.numpy`` MFCC pipeline, and pitch.
 
 Everything here matches ``librosa`` 0.11 (same keyword names, defaults and output layouts): ``stft`` →
-``|·|**power`` → mel filterbank (``mel_filterbank``, ``melspectrogram``) → ``power_to_db`` → DCT (``mfcc``), and
-``delta`` (``librosa.feature.delta`` with ``mode="nearest"``).
+``|·|**power`` → mel filterbank (``mel_filterbank``, ``melspectrogram``) → ``power_to_db`` → DCT (``mfcc``),
+``delta`` (``librosa.feature.delta`` with ``mode="nearest"``), and ``yin`` (``librosa.yin``'s f0: within 0.3 % of it
+on periodic frames, and closer to the true f0 on steady tones; tests/test_features.py).
 The window, the filterbank and the DCT matrix are built once per parameter set on the host in float64 (cached) and
 applied in float32; the signal path is float32 and runs under ``jax.jit``, ``jax.vmap`` and ``jax.grad``. Leading
 batch axes are allowed everywhere; the ``top_db`` floor is taken per clip (over the last two axes), never across
@@ -28,6 +29,10 @@ multiply-adds per output sample, instead of a host pass per clip. Clips are padd
 counts 32 · 2^(k/4) rounded up to 8: a few compiled shapes, about 20 % padding at most) and run in batches of 32,
 one per core at a time (threads); each clip is zeroed beyond its own resampled length and its ``top_db`` peak is
 taken over its own frames, so every result equals ``mfcc`` of the resampled clip alone.
+
+``clip_pitch`` gives the same frames each one's pitch: YIN on 64 ms frames of the 16 kHz clip centred on the MFCC
+frames (all clips' frames in fixed-size jitted batches), then, per clip on the host, log2 f0 on the voiced frames
+(periodic and loud enough), interpolated across the others, and the periodicity (``PITCH``).
 """
 
 from __future__ import annotations
