@@ -850,6 +850,18 @@ def _bucket_frames(frames: int) -> int:
 _CLIP_BATCH = 32
 
 
+def _rate_ratio(to_rate: int, from_rate: int) -> tuple[int, int]:
+    """``(up, down)``: ``resample_poly``'s factors from ``from_rate`` to ``to_rate`` (Hz), in lowest terms."""
+    g = math.gcd(to_rate, from_rate)
+    return to_rate // g, from_rate // g
+
+
+def _front_end_frames(samples: int, up: int, down: int) -> tuple[int, int]:
+    """``(resampled length, MFCC frames)`` of a clip of ``samples`` at the front end's rate (``up / down``)."""
+    n44 = -(-samples * up // down)
+    return n44, 1 + n44 // FRONT_END["hop_length"]
+
+
 def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
     """Front-end MFCCs of clips of any lengths: each equals ``mfcc(resample_poly(clip), **FRONT_END)`` alone.
 
@@ -864,8 +876,7 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
       sample_rate)`` the resampled length.
     """
     _check_positive_int(sample_rate=sample_rate)
-    g = math.gcd(MFCC_SAMPLE_RATE, sample_rate)
-    up, down = MFCC_SAMPLE_RATE // g, sample_rate // g
+    up, down = _rate_ratio(MFCC_SAMPLE_RATE, sample_rate)
     signals = [_as_clip(c) for c in clips]
     if up * (up + down + 20 * max(up, down) // up) > _MAX_RESAMPLE_WEIGHTS:
         signals = [scipy.signal.resample_poly(s, up, down).astype(np.float32) for s in signals]
@@ -875,8 +886,8 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
     fb, blocks = _mel_setup(MFCC_SAMPLE_RATE, n_fft, FRONT_END["n_mels"], 0.0, None, False, "slaney")
     dct = _dct_matrix(FRONT_END["n_mels"], FRONT_END["n_mfcc"], 2, "ortho", 0.0)
     window = _window("hann", n_fft, n_fft)
-    n44 = [-(-len(s) * up // down) for s in signals]
-    n_frames = [1 + n // hop for n in n44]
+    sizes = [_front_end_frames(len(s), up, down) for s in signals]
+    n44, n_frames = [n for n, _ in sizes], [t for _, t in sizes]
     buckets: dict[int, list[int]] = {}
     for i, t in enumerate(n_frames):
         buckets.setdefault(_bucket_frames(t), []).append(i)
@@ -953,14 +964,11 @@ def clip_pitch(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
       [0, 1]) of frames within ``PITCH_FLOOR_DB`` of the loudest, 0 elsewhere.
     """
     _check_positive_int(sample_rate=sample_rate)
-    g = math.gcd(MFCC_SAMPLE_RATE, sample_rate)
-    up, down = MFCC_SAMPLE_RATE // g, sample_rate // g
     signals = [_as_clip(c) for c in clips]
-    n_frames = [1 + (-(-len(s) * up // down)) // FRONT_END["hop_length"] for s in signals]
+    n_frames = [_front_end_frames(len(s), *_rate_ratio(MFCC_SAMPLE_RATE, sample_rate))[1] for s in signals]
     if sample_rate != SAMPLE_RATE:
-        g = math.gcd(SAMPLE_RATE, sample_rate)
-        signals = [scipy.signal.resample_poly(s, SAMPLE_RATE // g, sample_rate // g).astype(np.float32)
-                   for s in signals]
+        up, down = _rate_ratio(SAMPLE_RATE, sample_rate)
+        signals = [scipy.signal.resample_poly(s, up, down).astype(np.float32) for s in signals]
     length, half = PITCH["frame_length"], PITCH["frame_length"] // 2
     min_period, max_period = _check_yin_args(SAMPLE_RATE, PITCH["fmin"], PITCH["fmax"], length, PITCH["win_length"],
                                              PITCH["trough_threshold"])
