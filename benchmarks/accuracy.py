@@ -109,6 +109,9 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 # Ensembles: name -> (protocol, member runs). The ensemble of seed k averages the class probabilities of the members'
 # seed-k runs (``eval.py --workdir ... --workdir ... --out RUNS/<name>/seed<k>``); its members are trained first.
+# A member "<run>@<n>" is that run's seed k + n: several independent runs of one recipe in one ensemble (every seed of
+# protocol 1 has the same split, config.split_seed). With offsets that are multiples of 3, the members of seeds 0-2
+# are distinct runs.
 ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random": ("1: random 80/20", ("default-random", "default-random-e60", "small-random")),
     "ensemble-random-attention": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
@@ -133,8 +136,18 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ensemble-random-spknorm-pitch": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-pitch")),
     "ensemble-random-spknorm-pitch-tail": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-pitch",
                                                                "default-random-spknorm-tail256")),
+    # Session 19: two independent runs of the speaker-normalised CNN with pitch (seeds k and k + 3), and the one without.
+    "ensemble-random-pitch2": ("1: random 80/20", ("default-random-spknorm-pitch", "default-random-spknorm-pitch@3",
+                                                   "default-random-spknorm")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
+
+
+def member_run(member: str, seed: int) -> tuple[str, int]:
+    """``(run name, seed)`` of an ``ENSEMBLES`` member (``"<run>"`` or ``"<run>@<offset>"``) in the ensemble's
+    ``seed``."""
+    name, _, offset = member.partition("@")
+    return name, seed + int(offset or 0)
 
 
 def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True, reevaluate: bool = False
@@ -164,20 +177,22 @@ def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: 
     ``reevaluate``) and returns its test metrics with the members' total training time; ``train=False`` only reads
     a finished ensemble (None when it has no ``metrics.json``)."""
     protocol, members = ENSEMBLES[name]
+    member_runs = [member_run(m, seed) for m in members]
     workdir = runs / name / f"seed{seed}"
     evaluated = all((workdir / f).exists() for f in ("metrics.json", "metrics_validation.json"))
     if train and (reevaluate or not evaluated):
-        for member in members:
-            run_one(member, seed, runs, data_dir, reevaluate=reevaluate)
+        for name_seed in member_runs:
+            run_one(*name_seed, runs, data_dir, reevaluate=reevaluate)
         for split in ("validation", "test"):
-            command = [sys.executable, str(REPO / "eval.py"), *(f"--workdir={runs / m / f'seed{seed}'}" for m in members),
-                       f"--split={split}", f"--out={workdir}"]
+            command = [sys.executable, str(REPO / "eval.py"),
+                       *(f"--workdir={runs / m / f'seed{k}'}" for m, k in member_runs), f"--split={split}",
+                       f"--out={workdir}"]
             print(f"[accuracy] {' '.join(command)}", file=sys.stderr, flush=True)
             subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     if not (workdir / "metrics.json").exists():
         return None
     metrics = json.loads((workdir / "metrics.json").read_text())
-    metrics["train_seconds"] = sum(_train_seconds(runs / m / f"seed{seed}") for m in members)
+    metrics["train_seconds"] = sum(_train_seconds(runs / m / f"seed{k}") for m, k in member_runs)
     metrics["protocol"], metrics["config"], metrics["overrides"] = protocol, f"ensemble of {' + '.join(members)}", []
     return metrics
 
