@@ -20,7 +20,7 @@ clips of 2-4 s.
     python benchmarks/features.py                    # batch sizes 1, 8, 64, 512
     python benchmarks/features.py --batches 64 --repeats 5
     python benchmarks/features.py --sweep            # emojax's performance knobs, batch 64
-    python benchmarks/features.py --corpus 1000      # load_audio + clip_mfccs on 1000 corpus files, extrapolated
+    python benchmarks/features.py --corpus 1000      # load_audio, clip_mfccs, clip_pitch on 1000 corpus files
 """
 
 from __future__ import annotations
@@ -192,8 +192,9 @@ def time_clip_mfccs(n_clips: int = 200) -> dict:
 
 
 def corpus_pass(n_files: int) -> None:
-    """Decodes ``n_files`` random corpus files (``load_audio``) and runs ``clip_mfccs`` on them, timing both, and
-    extrapolates to the whole corpus (``../shared/corpora`` or ``$EMOJAX_CORPORA``)."""
+    """Decodes ``n_files`` random corpus files (``load_audio``) and runs ``clip_mfccs`` and ``clip_pitch`` (the
+    builders' front end) on them, timing each, and extrapolates to the whole corpus (``../shared/corpora`` or
+    ``$EMOJAX_CORPORA``)."""
     import random
 
     from emojax import features
@@ -207,18 +208,20 @@ def corpus_pass(n_files: int) -> None:
     t0 = time.perf_counter()
     clips = [features.load_audio(f)[0] for f in chosen]
     decode = time.perf_counter() - t0
-    features.clip_mfccs(clips)  # compiles every bucket
-    times = []
-    for _ in range(3):
-        t0, c0 = time.perf_counter(), time.process_time()
-        features.clip_mfccs(clips)
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
-    wall, cpu = np.median(times, axis=0)
     scale = len(files) / len(chosen)
     audio_s = sum(len(c) for c in clips) / features.SAMPLE_RATE
-    print(f"{len(chosen)} of {len(files)} files, {audio_s:.0f} s of audio: decode {decode:.1f} s, clip_mfccs "
-          f"{wall:.2f} s wall / {cpu:.2f} s CPU (median of 3, after compiling); whole corpus (x{scale:.1f}): "
-          f"decode ~{decode * scale:.0f} s, clip_mfccs ~{wall * scale:.0f} s")
+    print(f"{len(chosen)} of {len(files)} files, {audio_s:.0f} s of audio: decode {decode:.1f} s "
+          f"(whole corpus, x{scale:.1f}: ~{decode * scale:.0f} s)")
+    for fn in (features.clip_mfccs, features.clip_pitch):
+        fn(clips)  # compiles every shape
+        times = []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn(clips)
+            times.append((time.perf_counter() - t0, time.process_time() - c0))
+        wall, cpu = np.median(times, axis=0)
+        print(f"{fn.__name__}: {wall:.2f} s wall / {cpu:.2f} s CPU (median of 3, after compiling); whole corpus "
+              f"~{wall * scale:.0f} s wall")
     print(f"load average after: {os.getloadavg()}")
 
 
@@ -262,7 +265,7 @@ def main() -> None:
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--clip-mfccs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="time emojax at each value of its performance knobs")
-    parser.add_argument("--corpus", type=int, metavar="N", help="time decoding + clip_mfccs on N corpus files")
+    parser.add_argument("--corpus", type=int, metavar="N", help="time decoding, clip_mfccs and clip_pitch on N corpus files")
     args = parser.parse_args()
     if args.corpus:
         corpus_pass(args.corpus)
