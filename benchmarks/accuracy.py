@@ -181,8 +181,8 @@ def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: 
     workdir = runs / name / f"seed{seed}"
     evaluated = all((workdir / f).exists() for f in ("metrics.json", "metrics_validation.json"))
     if train and (reevaluate or not evaluated):
-        for name_seed in member_runs:
-            run_one(*name_seed, runs, data_dir, reevaluate=reevaluate)
+        for member, k in member_runs:
+            run_one(member, k, runs, data_dir, reevaluate=reevaluate)
         for split in ("validation", "test"):
             command = [sys.executable, str(REPO / "eval.py"),
                        *(f"--workdir={runs / m / f'seed{k}'}" for m, k in member_runs), f"--split={split}",

@@ -265,7 +265,8 @@ def main() -> None:
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--clip-mfccs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="time emojax at each value of its performance knobs")
-    parser.add_argument("--corpus", type=int, metavar="N", help="time decoding, clip_mfccs and clip_pitch on N corpus files")
+    parser.add_argument("--corpus", type=int, metavar="N",
+                        help="time decoding, clip_mfccs and clip_pitch on N corpus files")
     args = parser.parse_args()
     if args.corpus:
         corpus_pass(args.corpus)
