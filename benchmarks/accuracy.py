@@ -139,6 +139,10 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     # Session 19: two independent runs of the speaker-normalised CNN with pitch (seeds k and k + 3), and the one without.
     "ensemble-random-pitch2": ("1: random 80/20", ("default-random-spknorm-pitch", "default-random-spknorm-pitch@3",
                                                    "default-random-spknorm")),
+    # Session 21: and two independent runs of the one without pitch (seeds k and k + 3).
+    "ensemble-random-pitch2-spk2": ("1: random 80/20", ("default-random-spknorm-pitch",
+                                                        "default-random-spknorm-pitch@3", "default-random-spknorm",
+                                                        "default-random-spknorm@3")),
     "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
 }
 
