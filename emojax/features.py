@@ -953,9 +953,9 @@ def clip_pitch(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
     ``PITCH["frame_length"]``-sample frames centred on the MFCC frames (zeros beyond the clip's ends; as
     ``librosa.yin`` centres its frames, so YIN's difference function sums over the 32 ms before each centre), and
     ``_yin_frames`` gives each frame's f0 and periodicity (frames of all clips in jitted batches of
-    ``_PITCH_BATCH``). A frame is voiced when it is within ``PITCH_FLOOR_DB`` of the clip's loudest frame (RMS over
-    YIN's window) and its periodicity is at least ``PITCH_VOICING``; the voiced frames' log f0 goes through a
-    running median of 5.
+    ``_PITCH_BATCH``, run in parallel on the thread pool). A frame is voiced when it is within ``PITCH_FLOOR_DB`` of
+    the clip's loudest frame (RMS over YIN's window) and its periodicity is at least ``PITCH_VOICING``; the voiced
+    frames' log f0 goes through a running median of 5.
 
     Returns:
       one float32 ``(PITCH_ROWS, frames)`` array per clip, ``frames`` as ``clip_mfccs``'s: row 0 is log2 f0 (Hz)
@@ -974,26 +974,31 @@ def clip_pitch(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
                                              PITCH["trough_threshold"])
     step = FRONT_END["hop_length"] * SAMPLE_RATE / MFCC_SAMPLE_RATE  # samples between frame centres
     taps = np.arange(length)
-    frames = np.empty((_PITCH_BATCH, length), np.float32)
-    results, filled = [], 0
-
-    def flush(count: int) -> None:
-        frames[count:] = 0.0
-        results.append(np.asarray(_pitch_batch(frames, min_period=min_period, max_period=max_period))[:, :count])
-
-    for s, n in zip(signals, n_frames):
-        padded = np.concatenate([np.zeros(half, np.float32), s, np.zeros(length, np.float32)])
-        starts = np.rint(np.arange(n) * step).astype(np.int64)  # frame t's first sample in ``padded``
+    # Batches of _PITCH_BATCH frames, each a list of (clip, first frame, frames) pieces, run on the thread pool as
+    # clip_mfccs's are (each thread cuts its own frames, so at most _THREADS batches are in memory).
+    jobs: list[list[tuple[int, int, int]]] = [[]]
+    filled = 0
+    for i, n in enumerate(n_frames):
         done = 0
         while done < n:
             take = min(n - done, _PITCH_BATCH - filled)
-            frames[filled:filled + take] = padded[starts[done:done + take, None] + taps]
+            jobs[-1].append((i, done, take))
             filled, done = filled + take, done + take
             if filled == _PITCH_BATCH:
-                flush(filled)
+                jobs.append([])
                 filled = 0
-    if filled:
-        flush(filled)
+
+    def run(job: list[tuple[int, int, int]]) -> np.ndarray:
+        frames = np.zeros((_PITCH_BATCH, length), np.float32)
+        row = 0
+        for i, first, take in job:
+            padded = np.concatenate([np.zeros(half, np.float32), signals[i], np.zeros(length, np.float32)])
+            starts = np.rint(np.arange(first, first + take) * step).astype(np.int64)  # in ``padded``
+            frames[row:row + take] = padded[starts[:, None] + taps]
+            row += take
+        return np.asarray(_pitch_batch(frames, min_period=min_period, max_period=max_period))[:, :row]
+
+    results = list(_POOL.map(run, [job for job in jobs if job]))
     values = np.concatenate(results, axis=1) if results else np.zeros((3, 0), np.float32)
     bounds = np.cumsum([0, *n_frames])
     return [_pitch_rows(*values[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]

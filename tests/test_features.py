@@ -426,6 +426,18 @@ def test_clip_pitch_on_the_mfcc_frames() -> None:
     assert (got[3][1] < features.PITCH_VOICING).mean() > 0.95  # white noise is not periodic
 
 
+def test_clip_pitch_of_clips_split_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clips cut across several jitted batches (run on the thread pool) get the rows each gets alone."""
+    sr = 16000
+    glide = _harmonic_tone(np.linspace(120.0, 300.0, sr), sr, 1.0)
+    clips = [_harmonic_tone(110.0 + 40.0 * k, sr, 0.3 + 0.2 * k) for k in range(5)] + [glide]
+    alone = [features.clip_pitch([clip])[0] for clip in clips]
+    monkeypatch.setattr(features, "_PITCH_BATCH", 16)  # the clips above have 19-69 frames each
+    together = features.clip_pitch(clips)
+    for want, got in zip(alone, together, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_clip_pitch_int16_and_other_rates() -> None:
     pcm = (_harmonic_tone(200.0, 16000, 1.0) * 32767).astype(np.int16)
     (from_pcm,) = features.clip_pitch([pcm])
