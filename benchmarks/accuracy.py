@@ -105,6 +105,16 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         )
         for held_out in CORPORA
     },
+    # Session 22: the same with speaker normalisation; the held-out corpus's speakers by the statistics of their own
+    # clips (unsupervised adaptation, as in default-speaker-spknorm).
+    **{
+        f"default-loco-{held_out}-spknorm": (
+            f"3: leave {held_out} out, speakers adapted", "configs/default.py",
+            ("--config.protocol=loco", f"--config.test_corpus={held_out}", "--config.epochs=30", *NO_MASKS,
+             "--config.speaker_normalization=mean_std"),
+        )
+        for held_out in CORPORA
+    },
 }
 
 # Ensembles: name -> (protocol, member runs). The ensemble of seed k averages the class probabilities of the members'
