@@ -432,7 +432,7 @@ def test_clip_pitch_of_clips_split_across_batches(monkeypatch: pytest.MonkeyPatc
     glide = _harmonic_tone(np.linspace(120.0, 300.0, sr), sr, 1.0)
     clips = [_harmonic_tone(110.0 + 40.0 * k, sr, 0.3 + 0.2 * k) for k in range(5)] + [glide]
     alone = [features.clip_pitch([clip])[0] for clip in clips]
-    monkeypatch.setattr(features, "_PITCH_BATCH", 16)  # the clips above have 19-69 frames each
+    monkeypatch.setattr(features, "_PITCH_BATCH", 16)  # the clips above have 26-95 frames each
     together = features.clip_pitch(clips)
     for want, got in zip(alone, together, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
