@@ -976,17 +976,16 @@ def clip_pitch(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
     taps = np.arange(length)
     # Batches of _PITCH_BATCH frames, each a list of (clip, first frame, frames) pieces, run on the thread pool as
     # clip_mfccs's are (each thread cuts its own frames, so at most _THREADS batches are in memory).
-    jobs: list[list[tuple[int, int, int]]] = [[]]
+    jobs: list[list[tuple[int, int, int]]] = []
     filled = 0
     for i, n in enumerate(n_frames):
         done = 0
         while done < n:
+            if filled == 0:
+                jobs.append([])
             take = min(n - done, _PITCH_BATCH - filled)
             jobs[-1].append((i, done, take))
-            filled, done = filled + take, done + take
-            if filled == _PITCH_BATCH:
-                jobs.append([])
-                filled = 0
+            filled, done = (filled + take) % _PITCH_BATCH, done + take
 
     def run(job: list[tuple[int, int, int]]) -> np.ndarray:
         frames = np.zeros((_PITCH_BATCH, length), np.float32)
@@ -998,7 +997,7 @@ def clip_pitch(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
             row += take
         return np.asarray(_pitch_batch(frames, min_period=min_period, max_period=max_period))[:, :row]
 
-    results = list(_POOL.map(run, [job for job in jobs if job]))
+    results = list(_POOL.map(run, jobs))
     values = np.concatenate(results, axis=1) if results else np.zeros((3, 0), np.float32)
     bounds = np.cumsum([0, *n_frames])
     return [_pitch_rows(*values[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
