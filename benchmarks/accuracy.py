@@ -278,7 +278,7 @@ def confusion_tables(results: dict[str, list[dict]]) -> str:
         names = runs[0]["class_names"]
         columns = [names.index(c) for c in runs[0].get("classes", names)]
         rows = [i for i in range(len(names)) if matrix[i].sum()]
-        out += [f"\n{name} ({len(runs)} seed(s), {int(matrix.sum())} clips per seed x seeds; rows: true, "
+        out += [f"\n{name} ({len(runs)} seed(s): {int(matrix.sum()) // len(runs)} clips x {len(runs)}; rows: true, "
                 "columns: predicted)\n", "| true \\ predicted | " + " | ".join(names[j] for j in columns) + " | recall % |",
                 "|---|" + "---:|" * (len(columns) + 1)]
         for i in rows:
