@@ -225,7 +225,8 @@ def train_jobs(manifest: Path, cache: Path, runs: Path, jobs: list[tuple[str, in
         records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
         results.append({"run": name, "seed": seed, "device": jax.devices()[0].device_kind, "seconds": took[name],
                         "train_seconds": sum(r["epoch_seconds"] for r in records),
-                        "best_val_unweighted_accuracy": max(r["val_unweighted_accuracy"] for r in records),
+                        "best_val_unweighted_accuracy": max((r["val_unweighted_accuracy"] for r in records
+                                                             if "val_unweighted_accuracy" in r), default=None),
                         "test_accuracy": test["accuracy"], "test_unweighted_accuracy": test["unweighted_accuracy"],
                         "num_parameters": test["num_parameters"]})
         (out / "results.json").write_text(json.dumps(results, indent=1))

@@ -19,6 +19,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.test_fraction = 0.2
     config.validation_fraction = 0.1  # of the non-test part (random protocol)
     config.split_seed = 42
+    # True: train on the validation clips too (the protocol's whole non-test part, e.g. the reference's 9,729) for
+    # config.epochs, and keep the last epoch; for recipes whose epochs were chosen on validation in earlier runs.
+    config.refit = False
     # Features: windows of the full-clip MFCC (frames of 512 samples at 44.1 kHz).
     config.n_mfcc = 25
     config.offset_frames = 43  # 0.5 s

@@ -19,7 +19,9 @@ stratified ``validation_fraction`` of the remaining 80 % is held out for model s
 part is never looked at before the end. Speaker protocol: the builders' speaker-disjoint
 train/validation/test splits. Leave-one-corpus-out (``loco``): train and validate on the other corpora's
 train / validation splits, test on every example of ``config.test_corpus``; its test metrics come twice, with
-all 8 classes and with the decision restricted to the emotions that corpus has (``held_out_classes``).
+all 8 classes and with the decision restricted to the emotions that corpus has (``held_out_classes``). With
+``config.refit``, under any protocol, the validation clips are trained on too and the validation split is empty
+(``refit_splits``): for a recipe whose settings were chosen on validation before.
 """
 
 from __future__ import annotations
@@ -145,13 +147,23 @@ def load_splits(config: ml_collections.ConfigDict,
     """
     load = functools.partial(read, config)
     if config.protocol == "speaker":
-        return {split: load(split) for split in SPLITS}
-    if config.protocol == "loco":
-        return leave_one_corpus_out(config, load)
-    if config.protocol == "random":
+        splits = {split: load(split) for split in SPLITS}
+    elif config.protocol == "loco":
+        splits = leave_one_corpus_out(config, load)
+    elif config.protocol == "random":
         everything = Corpus.concatenate([load(split) for split in SPLITS])
-        return random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
-    raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker' or 'loco'")
+        splits = random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
+    else:
+        raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker' or 'loco'")
+    return refit_splits(splits) if config.get("refit", False) else splits
+
+
+def refit_splits(splits: dict[str, Corpus]) -> dict[str, Corpus]:
+    """``config.refit``: the validation clips join the training ones (train, then validation, in order), and the
+    validation split is left empty; the test split is unchanged."""
+    validation = splits["validation"]
+    return {"train": Corpus.concatenate([splits["train"], validation]),
+            "validation": validation.subset(np.zeros(0, np.int64)), "test": splits["test"]}
 
 
 def leave_one_corpus_out(config: ml_collections.ConfigDict, load: Callable[[str], Corpus]) -> dict[str, Corpus]:

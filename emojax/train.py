@@ -71,8 +71,8 @@ PREDICT_BATCHES_PER_CALL = 32  # evaluation batches per jitted call of Trainer.p
 # Config fields that fix the data a model sees: the corpora, the splits and the input windows. A distillation
 # teacher must share them with its student (a teacher trained on another split has seen the student's validation
 # or test clips).
-DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "n_mfcc",
-              "pitch", "offset_frames", "window_frames", "normalization", "utterance_normalization",
+DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "refit",
+              "n_mfcc", "pitch", "offset_frames", "window_frames", "normalization", "utterance_normalization",
               "speaker_normalization")
 # Config fields a resumed run must share with its checkpoints: the data, the model, the optimizer state's structure,
 # and the step -> epoch mapping (batch size).
@@ -85,7 +85,7 @@ ENSEMBLE_FIXED = (*(f for f in DATA_FIXED if f not in ("normalization", "speaker
                   "test_crops", "crop_shift_frames")
 # Values of RESUME_FIXED fields that checkpoints written before the field existed were trained with.
 _RESUME_DEFAULTS = {"ema_decay": 0.0, "utterance_normalization": "none", "speaker_normalization": "none",
-                    "deltas": 0, "pitch": False}
+                    "deltas": 0, "pitch": False, "refit": False}
 # The TrainState fields of those checkpoints (no ``ema``).
 _FIELDS_BEFORE_EMA = ("step", "params", "opt_state", "batch_stats", "rng")
 
@@ -448,16 +448,22 @@ class Trainer:
         return jax.device_put(jax.device_get(state), self.replicated)
 
 
+def selection_score(metrics: dict[str, float]) -> float:
+    """What picks a run's "best" checkpoint from the metrics saved with each: ``BEST_METRIC`` (validation UA), or, in a
+    run without validation clips (``config.refit``), the epoch, so that the last one is kept."""
+    return metrics[BEST_METRIC] if BEST_METRIC in metrics else metrics["epoch"]
+
+
 def checkpoint_manager(workdir: str | Path, writer: bool = False) -> ocp.CheckpointManager:
     """Orbax manager of ``workdir/checkpoints``: keeps the two latest epochs (so a damaged latest one has a
-    good predecessor) and the best (by ``BEST_METRIC``). ``writer``: the training run, which creates the
+    good predecessor) and the best (by ``selection_score``). ``writer``: the training run, which creates the
     directory and deletes unfinished writes of a killed run (a reader creates nothing, and would otherwise
     delete a running training's write)."""
     policy = ocp.checkpoint_managers.AnyPreservationPolicy([
         ocp.checkpoint_managers.LatestN(n=2),
-        ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1),
+        ocp.checkpoint_managers.BestN(get_metric_fn=selection_score, reverse=False, n=1),
     ])
-    options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=lambda m: m[BEST_METRIC],
+    options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=selection_score,
                                            best_mode="max", create=writer,
                                            cleanup_tmp_directories=writer)
     return ocp.CheckpointManager(Path(workdir).resolve() / CHECKPOINT_DIR, options=options,
@@ -596,6 +602,10 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     config.pitch = any(m[0].get("pitch", False) for m in members)  # read the pitch rows if any member needs them
     splits = input_pipeline.load_splits(config)
     corpus = splits[split]
+    if not len(corpus):
+        raise TrainingError(f"{workdirs[0]} has no {split} clips"
+                         + (" (it was trained with config.refit, on the validation clips too); evaluate --split=test"
+                            if config.get("refit", False) else ""))
     windows: dict[tuple[str, bool], np.ndarray] = {}  # (speaker normalisation, pitch) -> raw evaluation windows
     mesh, member_probs = make_mesh(), []
     for member_config, state, normalization, _ in members:
@@ -854,6 +864,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     _log(f"data: {', '.join(config.datasets)} ({config.protocol} protocol): "
          + ", ".join(f"{k} {len(v.y)}" for k, v in arrays.items())
          + f"; windows {train.x.shape[1]}x{config.window_frames} frames")
+    validate = len(arrays["validation"].y) > 0
+    if not validate:
+        _log("no validation clips" + (" (config.refit: they are trained on)" if config.get("refit", False) else "")
+             + f": the last of the {config.epochs} epochs is the checkpoint kept and tested")
 
     mesh = make_mesh()
     model = models.create_model(config)
@@ -894,27 +908,31 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
                 seconds = time.perf_counter() - t0
                 if not (np.isfinite(history["loss"]).all() and _all_finite((state.params, state.batch_stats))):
                     raise _non_finite_error(config, workdir, manager, epoch, history["loss"], steps_per_epoch)
-                val = _evaluate(trainer, state, arrays["validation"])
                 record = {"epoch": epoch + 1, "step": int(state.step), "train_loss": float(history["loss"].mean()),
-                          "train_accuracy": float(history["accuracy"].mean()), "val_accuracy": val["accuracy"],
-                          "val_unweighted_accuracy": val["unweighted_accuracy"], "val_macro_f1": val["macro_f1"],
+                          "train_accuracy": float(history["accuracy"].mean()),
                           "learning_rate": float(learning_rate_schedule(config, steps_per_epoch)(int(state.step))),
                           "epoch_seconds": seconds,
                           "train_examples_per_second": steps_per_epoch * config.batch_size / seconds}
+                validation = ""
+                if validate:
+                    val = _evaluate(trainer, state, arrays["validation"])
+                    record.update(val_accuracy=val["accuracy"], val_unweighted_accuracy=val["unweighted_accuracy"],
+                                  val_macro_f1=val["macro_f1"])
+                    validation = f"val_acc {val['accuracy']:.3f} val_ua {val['unweighted_accuracy']:.3f} "
                 if primary:
                     with open(workdir / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(record) + "\n")
                     _scalars(writer, record)
                     writer.flush()
-                manager.save(int(state.step), metrics={BEST_METRIC: val["unweighted_accuracy"]},
+                selection = {BEST_METRIC: record[BEST_METRIC]} if validate else {"epoch": record["epoch"]}
+                manager.save(int(state.step), metrics=selection,
                              args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                      normalization=ocp.args.StandardSave(normalization.to_dict()),
                                                      config=ocp.args.JsonSave(saved_config)))
                 elapsed = time.perf_counter() - started
                 eta = elapsed / (epoch + 1 - start_epoch) * (config.epochs - epoch - 1)
                 _log(f"epoch {epoch + 1}/{config.epochs} step {record['step']} loss {record['train_loss']:.4f} "
-                     f"acc {record['train_accuracy']:.3f} val_acc {val['accuracy']:.3f} "
-                     f"val_ua {val['unweighted_accuracy']:.3f} | {steps_per_epoch / seconds:.1f} steps/s, "
+                     f"acc {record['train_accuracy']:.3f} {validation}| {steps_per_epoch / seconds:.1f} steps/s, "
                      f"{seconds:.1f} s, ETA {eta:.0f} s")
                 signum = stop.signum or 0
                 if jax.process_count() > 1:  # a signal to any process stops all at this epoch boundary
@@ -938,7 +956,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     test["checkpoint_step"], test["num_parameters"] = best, n_params
     if primary:
         (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))
-    _log(f"test (best checkpoint, step {best}): accuracy {test['accuracy']:.4f}"
+    _log(f"test ({'best' if validate else 'last'} checkpoint, step {best}): accuracy {test['accuracy']:.4f}"
          f" unweighted {test['unweighted_accuracy']:.4f} macro_f1 {test['macro_f1']:.4f} keras_precision {test['keras_precision']:.4f}"
          f" keras_recall {test['keras_recall']:.4f} (n={test['num_examples']})")
     if "held_out_classes" in test:

@@ -71,6 +71,23 @@ def test_load_splits_takes_the_builder_splits_from_any_reader():
         assert all(np.array_equal(a, b) for a, b in zip(got[split].mfcc, expected[split].mfcc))
 
 
+def test_refit_trains_on_the_validation_clips_and_keeps_the_test_split():
+    parts = {split: _corpus(60, seed=k) for k, split in enumerate(input_pipeline.SPLITS)}
+    config = ml_collections.ConfigDict(dict(datasets=("a", "b"), protocol="random", test_fraction=0.2,
+                                            validation_fraction=0.1, split_seed=3, refit=False))
+    plain = input_pipeline.load_splits(config, lambda c, split: parts[split])
+    config.refit = True
+    refit = input_pipeline.load_splits(config, lambda c, split: parts[split])
+    assert list(refit["train"].file) == [*plain["train"].file, *plain["validation"].file]
+    assert all(np.array_equal(a, b) for a, b in zip(refit["train"].mfcc, [*plain["train"].mfcc,
+                                                                          *plain["validation"].mfcc]))
+    assert list(refit["test"].file) == list(plain["test"].file)
+    assert len(refit["validation"]) == 0 and refit["validation"].label.shape == (0,)
+    windows = input_pipeline.evaluation_windows(refit["validation"], ml_collections.ConfigDict(dict(
+        offset_frames=0, window_frames=16, n_mfcc=25, test_crops=1)))
+    assert windows.shape == (0, 1, 25, 16)
+
+
 def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
     parts = {split: _corpus(40, seed=i).subset(np.arange(40)) for i, split in enumerate(input_pipeline.SPLITS)}
     parts = {split: Corpus(**{**vars(c), "file": np.array([f"{split}/{f}" for f in c.file])})

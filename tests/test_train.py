@@ -381,6 +381,25 @@ def test_bfloat16_compute_trains_like_float32_with_float32_params_and_statistics
     assert probs.dtype == np.float32 and probs.shape == (len(x), 8)
 
 
+def test_a_refit_run_trains_on_validation_too_and_keeps_its_last_epoch(tmp_path, synthetic_data_dir,
+                                                                         compilation_cache):
+    config = tiny_config(data_dir=synthetic_data_dir, epochs=3)
+    plain = input_pipeline.load_splits(config)
+    config.refit = True
+    test = train.train_and_evaluate(config, tmp_path / "refit")
+    records = [json.loads(line) for line in (tmp_path / "refit" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3] and not any("val_accuracy" in r for r in records)
+    steps_per_epoch = (len(plain["train"]) + len(plain["validation"])) // config.batch_size
+    assert test["checkpoint_step"] == records[-1]["step"] == 3 * steps_per_epoch
+    assert test["num_examples"] == len(plain["test"])
+    assert train.evaluate_checkpoint(tmp_path / "refit")["accuracy"] == test["accuracy"]
+    with pytest.raises(train.TrainingError, match="trained with config.refit.*--split=test"):
+        train.evaluate_checkpoint(tmp_path / "refit", split="validation")
+    config.refit, config.epochs = False, 4  # another training set: another workdir
+    with pytest.raises(train.TrainingError, match="refit: True there, False now"):
+        train.train_and_evaluate(config, tmp_path / "refit")
+
+
 def test_a_run_on_splits_in_memory_reads_no_prepared_data(tmp_path, synthetic_data_dir, compilation_cache):
     config = tiny_config(epochs=1, data_dir=synthetic_data_dir)
     splits = input_pipeline.load_splits(config)
