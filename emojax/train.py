@@ -592,7 +592,8 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
 
     With several workdirs, of their ensemble (``restore_ensemble``): a clip's probabilities are the mean over the
     members (each over its windows); ``members`` lists each one's workdir and checkpoint step and
-    ``num_parameters`` is the members' total.
+    ``num_parameters`` is the members' total. Raises ``TrainingError`` for the validation split of a run trained with
+    ``config.refit`` (it has none).
     """
     workdirs = [workdir] if isinstance(workdir, (str, Path)) else list(workdir)
     if split not in input_pipeline.SPLITS:
