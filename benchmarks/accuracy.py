@@ -150,11 +150,11 @@ ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
     # Session 19: two independent runs of the speaker-normalised CNN with pitch (seeds k and k + 3), and the one without.
     "ensemble-random-pitch2": ("1: random 80/20", ("default-random-spknorm-pitch", "default-random-spknorm-pitch@3",
                                                    "default-random-spknorm")),
-    # Session 21: and two independent runs of the one without pitch (seeds k and k + 3).
     # Session 23: ensemble-random-pitch2 with every member refitted on train + validation (no validation metrics).
     "ensemble-random-pitch2-refit": ("1: random 80/20, refit on train + validation",
                                      ("default-random-spknorm-pitch-refit", "default-random-spknorm-pitch-refit@3",
                                       "default-random-spknorm-refit")),
+    # Session 21: and two independent runs of the one without pitch (seeds k and k + 3).
     "ensemble-random-pitch2-spk2": ("1: random 80/20", ("default-random-spknorm-pitch",
                                                         "default-random-spknorm-pitch@3", "default-random-spknorm",
                                                         "default-random-spknorm@3")),
@@ -193,8 +193,9 @@ def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: 
                  reevaluate: bool = False) -> dict | None:
     """Trains (or resumes) the members of ensemble ``name``, evaluates its seed on the test and validation splits
     (``RUNS/<name>/seed<k>/metrics.json``, ``metrics_validation.json``; only the test split when its members are
-    refitted on validation; a seed that has them is only read, unless ``reevaluate``) and returns its test metrics with the members' total training time; ``train=False`` only reads
-    a finished ensemble (None when it has no ``metrics.json``)."""
+    refitted on validation; a seed that has them is only read, unless ``reevaluate``) and returns its test metrics
+    with the members' total training time; ``train=False`` only reads a finished ensemble (None when it has no
+    ``metrics.json``)."""
     protocol, members = ENSEMBLES[name]
     member_runs = [member_run(m, seed) for m in members]
     workdir = runs / name / f"seed{seed}"
@@ -291,8 +292,9 @@ def confusion_tables(results: dict[str, list[dict]]) -> str:
         names = runs[0]["class_names"]
         columns = [names.index(c) for c in runs[0].get("classes", names)]
         rows = [i for i in range(len(names)) if matrix[i].sum()]
-        out += [f"\n{name} ({len(runs)} seed(s): {int(matrix.sum()) // len(runs)} clips x {len(runs)}; rows: true, "
-                "columns: predicted)\n", "| true \\ predicted | " + " | ".join(names[j] for j in columns) + " | recall % |",
+        out += [f"\n{name} ({len(runs)} seed(s): {int(matrix.sum()) // len(runs)} clips x {len(runs)}; "
+                "rows: true, columns: predicted)\n",
+                "| true \\ predicted | " + " | ".join(names[j] for j in columns) + " | recall % |",
                 "|---|" + "---:|" * (len(columns) + 1)]
         for i in rows:
             recall = 100 * matrix[i, i] / matrix[i].sum()

@@ -26,8 +26,8 @@ from train_speed import product_flops  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file, e.g. configs/default.py.", lock_config=True)
-config_flags.DEFINE_config_file("baseline", None, "A second config file to compare with (optional; overrides as --baseline.FIELD=VALUE).",
-                                lock_config=True)
+config_flags.DEFINE_config_file("baseline", None, "A second config file to compare with (optional; overrides as "
+                                "--baseline.FIELD=VALUE).", lock_config=True)
 flags.mark_flag_as_required("config")
 
 

@@ -605,8 +605,8 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     corpus = splits[split]
     if not len(corpus):
         raise TrainingError(f"{workdirs[0]} has no {split} clips"
-                         + (" (it was trained with config.refit, on the validation clips too); evaluate --split=test"
-                            if config.get("refit", False) else ""))
+                            + (" (it was trained with config.refit, on the validation clips too); evaluate --split=test"
+                               if config.get("refit", False) else ""))
     windows: dict[tuple[str, bool], np.ndarray] = {}  # (speaker normalisation, pitch) -> raw evaluation windows
     mesh, member_probs = make_mesh(), []
     for member_config, state, normalization, _ in members:
