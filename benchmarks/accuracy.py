@@ -5,10 +5,11 @@ test figures come from the best-by-validation checkpoint (``test_metrics.json``)
 ``metrics.jsonl``. Finished runs (with ``test_metrics.json``) are neither trained nor evaluated again, unless
 ``--reevaluate`` asks for their evaluation (train.py on a complete workdir only re-evaluates); unfinished ones resume,
 so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains its member runs, then averages their
-class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>`` (test and
-validation splits; again only when that seed has no metrics yet, or with ``--reevaluate``); its training time is
-the members' total. Runs trained on another machine (``benchmarks/gpu_accuracy.py`` on a GPU without TFDS) are read
-and ensembled like the others once their packed workdirs are unpacked into RUNS.
+class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>`` (validation
+and test splits, test only when a member was refitted on the validation clips; again only when that seed has no
+metrics yet, or with ``--reevaluate``); its training time is the members' total. Runs trained on another machine
+(``benchmarks/gpu_accuracy.py`` on a GPU without TFDS) are read and ensembled like the others once their packed
+workdirs are unpacked into RUNS.
 
     python benchmarks/accuracy.py --runs runs/accuracy --data_dir /work/data/tfds \
         --only seed-random,default-random --seeds 0,1,2 > accuracy.md
@@ -191,21 +192,19 @@ def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool 
 
 def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: bool = True,
                  reevaluate: bool = False) -> dict | None:
-    """Trains (or resumes) the members of ensemble ``name``, evaluates its seed on the test and validation splits
-    (``RUNS/<name>/seed<k>/metrics.json``, ``metrics_validation.json``; only the test split when its members are
-    refitted on validation; a seed that has them is only read, unless ``reevaluate``) and returns its test metrics
-    with the members' total training time; ``train=False`` only reads a finished ensemble (None when it has no
-    ``metrics.json``)."""
+    """Trains (or resumes) the members of ensemble ``name``, evaluates its seed on the validation and test splits
+    (``RUNS/<name>/seed<k>/metrics_validation.json``, then ``metrics.json``; only the test split when a member
+    trained on the validation clips, ``config.refit``; a seed that has ``metrics.json`` is only read, unless
+    ``reevaluate``) and returns its test metrics with the members' total training time; ``train=False`` only reads
+    a finished ensemble (None when it has no ``metrics.json``)."""
     protocol, members = ENSEMBLES[name]
     member_runs = [member_run(m, seed) for m in members]
     workdir = runs / name / f"seed{seed}"
-    refit = any("--config.refit=True" in RUNS[m][2] for m, _ in member_runs)  # trained on validation: none left
-    splits = ("test",) if refit else ("validation", "test")
-    evaluated = all((workdir / ("metrics.json" if s == "test" else f"metrics_{s}.json")).exists() for s in splits)
-    if train and (reevaluate or not evaluated):
+    if train and (reevaluate or not (workdir / "metrics.json").exists()):
         for member, k in member_runs:
             run_one(member, k, runs, data_dir, reevaluate=reevaluate)
-        for split in splits:
+        validated = all(_validated(runs / m / f"seed{k}") for m, k in member_runs)
+        for split in ("validation", "test") if validated else ("test",):
             command = [sys.executable, str(REPO / "eval.py"),
                        *(f"--workdir={runs / m / f'seed{k}'}" for m, k in member_runs), f"--split={split}",
                        f"--out={workdir}"]
@@ -217,6 +216,14 @@ def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: 
     metrics["train_seconds"] = sum(_train_seconds(runs / m / f"seed{k}") for m, k in member_runs)
     metrics["protocol"], metrics["config"], metrics["overrides"] = protocol, f"ensemble of {' + '.join(members)}", []
     return metrics
+
+
+def _validated(workdir: Path) -> bool:
+    """Whether a trained run kept its validation clips out of training (its ``metrics.jsonl`` records
+    ``val_accuracy``); a refitted one (``config.refit``) trained on them, so an ensemble with it has no validation
+    figures."""
+    first = (workdir / "metrics.jsonl").read_text().split("\n", 1)[0]
+    return "val_accuracy" in json.loads(first)
 
 
 def _train_seconds(workdir: Path) -> float:
