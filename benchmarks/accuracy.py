@@ -97,6 +97,9 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                             "--config.refit=True")),
     "default-random-spknorm-refit": ("1: random 80/20, refit on train + validation", "configs/default.py",
                                      ("--config.speaker_normalization=mean_std", "--config.refit=True")),
+    # Session 26: pitch without speaker normalisation, the candidate for configs/default.py (which must classify a
+    # clip of an unknown speaker, so it has no speaker normalisation).
+    "default-random-pitch": ("1: random 80/20", "configs/default.py", ("--config.pitch=True",)),
     "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
     "default-speaker": ("2: speaker-independent", "configs/default.py",
                         ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
