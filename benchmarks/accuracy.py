@@ -221,17 +221,20 @@ def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: 
     return metrics
 
 
+def epoch_records(workdir: Path) -> list[dict]:
+    """A trained run's per-epoch records (its ``metrics.jsonl``)."""
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
 def _validated(workdir: Path) -> bool:
-    """Whether a trained run kept its validation clips out of training (its ``metrics.jsonl`` records
-    ``val_accuracy``); a refitted one (``config.refit``) trained on them, so an ensemble with it has no validation
-    figures."""
-    first = (workdir / "metrics.jsonl").read_text().split("\n", 1)[0]
-    return "val_accuracy" in json.loads(first)
+    """Whether a trained run kept its validation clips out of training (its epochs record ``val_accuracy``); a
+    refitted one (``config.refit``) trained on them, so an ensemble with it has no validation figures."""
+    return "val_accuracy" in epoch_records(workdir)[0]
 
 
 def _train_seconds(workdir: Path) -> float:
-    """Seconds the epochs of a run took (its ``metrics.jsonl``)."""
-    return float(sum(json.loads(line)["epoch_seconds"] for line in (workdir / "metrics.jsonl").read_text().splitlines()))
+    """Seconds the epochs of a run took."""
+    return float(sum(record["epoch_seconds"] for record in epoch_records(workdir)))
 
 
 def _result(workdir: Path, protocol: str, config: str, overrides: tuple[str, ...], wall: float | None) -> dict:

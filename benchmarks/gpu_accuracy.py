@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from accuracy import CORPORA, RUNS  # noqa: E402
+from accuracy import CORPORA, RUNS, epoch_records  # noqa: E402
 from emojax import features, input_pipeline  # noqa: E402
 
 _STRINGS = ("split", "corpus", "path", "speaker", "gender")  # "path": a Corpus's "file" (np.savez takes "file")
@@ -222,7 +222,7 @@ def train_jobs(manifest: Path, cache: Path, runs: Path, jobs: list[tuple[str, in
         test = train.train_and_evaluate(config, workdir, input_pipeline.load_splits(config, read))
         took[name] = time.perf_counter() - t0
         pack(workdir, test["checkpoint_step"], out / f"{name}-seed{seed}.tar")
-        records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+        records = epoch_records(workdir)
         results.append({"run": name, "seed": seed, "device": jax.devices()[0].device_kind, "seconds": took[name],
                         "train_seconds": sum(r["epoch_seconds"] for r in records),
                         "best_val_unweighted_accuracy": max((r["val_unweighted_accuracy"] for r in records
