@@ -1,7 +1,7 @@
 """The emojax corpora as TFDS datasets: the builder logic the five builders share, and reading them back.
 
 Each folder ``datasets/<corpus>/`` holds a ``Builder`` with only what is particular to its corpus: how a
-file name is parsed (``CorpusBuilder.parse``), which speakers go to which split (``split_of``), the download
+file name is parsed (``CorpusBuilder.parse``), which speakers go to which split (``SPLIT_SPEAKERS``), the download
 instructions, README and citation. Everything else lives here, once: discovery of the recordings under the
 manual dir (recursively, inside ``.zip`` archives too), decoding by content (``emojax.features.load_audio``:
 any container libsndfile reads, mono mixdown, resampling to 16 kHz), duplicate detection, skipping bad files
@@ -45,7 +45,7 @@ CORPORA: tuple[str, ...] = ("ravdess", "savee", "crema_d", "tess")
 BUILDERS: tuple[str, ...] = CORPORA + ("synthetic_prosody",)
 """Every emojax dataset builder: the real corpora and the generated one."""
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-VERSION = tfds.core.Version("1.1.0")
+VERSION = tfds.core.Version("1.2.0")
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 """Where the builder folders live (the source tree; ``pip install -e .`` keeps it)."""
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff", ".aifc", ".mp3"})
@@ -371,7 +371,9 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     VERSION = VERSION
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First emojax release.",
-                                               "1.1.0": "Adds `pitch` (emojax.features.clip_pitch) to every example."}
+                                               "1.1.0": "Adds `pitch` (emojax.features.clip_pitch) to every example.",
+                                               "1.2.0": "Speaker-disjoint splits in every corpus: TESS (two speakers) "
+                                                        "is training data only; the other corpora are unchanged."}
     CORPUS: ClassVar[str]
     HOMEPAGE: ClassVar[str] = ""
 
@@ -444,10 +446,15 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
           ValueError: the name is not one of this corpus's recordings (the message says why).
         """
 
+    SPLIT_SPEAKERS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Corpus-local ids of the validation and test speakers; every other speaker trains. No speaker is in two
+    splits, so the speaker protocol tests on unseen voices only."""
+
     @classmethod
-    @abc.abstractmethod
     def split_of(cls, recording: Recording) -> str:
-        """The split (one of ``SPLITS``) ``recording`` belongs to."""
+        """The split (one of ``SPLITS``) ``recording`` belongs to: its speaker's (``SPLIT_SPEAKERS``)."""
+        return next((split for split, speakers in cls.SPLIT_SPEAKERS.items() if recording.speaker in speakers),
+                    "train")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         root = Path(dl_manager.manual_dir)
@@ -626,7 +633,7 @@ def load_split(name: str, split: str, data_dir: str | None = None,
     Returns:
       ``{key: values}``: ``"mfcc"``, ``"pitch"`` and ``"audio"`` are lists of float32 ``(40, frames)`` /
       float32 ``(2, frames)`` / int16 ``(samples,)`` arrays, ``"label"`` an int64 array, strings a
-      ``np.ndarray`` of ``str``.
+      ``np.ndarray`` of ``str``; all empty for a split the build has no recording in.
     """
     path = _dataset_dir(name, data_dir)
     if not is_prepared(name, data_dir):
@@ -634,15 +641,16 @@ def load_split(name: str, split: str, data_dir: str | None = None,
             f"{dataset_name(name)} is not built in {path.parent.parent}: run `tfds build datasets/{name} "
             f"--manual_dir DIR --data_dir {path.parent.parent}` (or emojax.corpora.build({name!r}, ...))")
     info = tfds.builder_from_directory(os.fspath(path)).info
-    if split not in info.splits:
-        raise ValueError(f"{path} has no split {split!r}; it has {', '.join(info.splits)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     spec = info.features
     unknown = set(keys) - set(spec.keys())
     if unknown:
         raise ValueError(f"unknown feature(s) {sorted(unknown)}; {path} has {', '.join(spec.keys())}")
     decoders = {key: tfds.decode.SkipDecoding() for key in spec.keys() if key not in keys}
     columns: dict[str, list] = {key: [] for key in keys}
-    for record in _records(info, split):
+    # A split the builder assigned no recording to (TESS's validation and test) is not written: it reads as empty.
+    for record in _records(info, split) if split in info.splits else ():
         example = spec.deserialize_example_np(record, decoders=decoders)
         for key in keys:
             columns[key].append(example[key])

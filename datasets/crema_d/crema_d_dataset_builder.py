@@ -17,17 +17,16 @@ SENTENCES = frozenset({"IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "
 # XX: unspecified; one original file says X (1040_ITH_SAD_X.wav).
 _LEVEL = {"LO": "low", "MD": "medium", "HI": "high", "XX": "", "X": ""}
 _NAME = re.compile(r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})")
-# Five female and five male actors each; everyone else trains.
-SPLIT_ACTORS: dict[str, tuple[int, ...]] = {
-    "validation": (1073, 1074, 1075, 1076, 1078, 1071, 1077, 1080, 1081, 1083),
-    "test": (1079, 1082, 1084, 1089, 1091, 1085, 1086, 1087, 1088, 1090),
-}
 
 
 class Builder(corpora.CorpusBuilder):
     """CREMA-D: Cao et al. (2014), the audio of 91 actors saying 12 sentences."""
 
     CORPUS = "crema_d"
+    SPLIT_SPEAKERS = {  # five female and five male actors each
+        "validation": ("1073", "1074", "1075", "1076", "1078", "1071", "1077", "1080", "1081", "1083"),
+        "test": ("1079", "1082", "1084", "1089", "1091", "1085", "1086", "1087", "1088", "1090"),
+    }
     HOMEPAGE = "https://github.com/CheyneyComputerScience/CREMA-D"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Download the AudioWAV folder of https://github.com/CheyneyComputerScience/CREMA-D (git lfs), or the
@@ -55,8 +54,3 @@ class Builder(corpora.CorpusBuilder):
             intensity=_LEVEL[level],
             text=sentence,
         )
-
-    @classmethod
-    def split_of(cls, recording: corpora.Recording) -> str:
-        actor = int(recording.speaker)
-        return next((split for split, actors in SPLIT_ACTORS.items() if actor in actors), "train")

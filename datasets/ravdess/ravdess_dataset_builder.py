@@ -11,16 +11,13 @@ from emojax import corpora, labels
 _NAME = re.compile(r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)")
 _INTENSITY = {"01": "normal", "02": "strong"}
 _ACTORS = range(1, 25)  # odd = male, even = female
-SPLIT_ACTORS: dict[str, tuple[int, ...]] = {
-    "validation": (19, 20),
-    "test": (21, 22, 23, 24),
-}
 
 
 class Builder(corpora.CorpusBuilder):
     """RAVDESS speech: Livingstone & Russo (2018), audio-only speech files of all 24 actors."""
 
     CORPUS = "ravdess"
+    SPLIT_SPEAKERS = {"validation": ("19", "20"), "test": ("21", "22", "23", "24")}  # a man and a woman each
     HOMEPAGE = "https://zenodo.org/records/1188976"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Download Audio_Speech_Actors_01-24.zip (RAVDESS speech, audio-only) from
@@ -53,8 +50,3 @@ class Builder(corpora.CorpusBuilder):
             intensity=_INTENSITY[intensity],
             text=statement,
         )
-
-    @classmethod
-    def split_of(cls, recording: corpora.Recording) -> str:
-        actor = int(recording.speaker)
-        return next((split for split, actors in SPLIT_ACTORS.items() if actor in actors), "train")

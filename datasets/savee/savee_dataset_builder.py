@@ -10,17 +10,13 @@ from emojax import corpora, labels
 SPEAKERS = ("DC", "JE", "JK", "KL")
 # "a01" inside a speaker folder (Surrey AudioData/DC/a01.wav) or "DC_a01" (the flat Kaggle copy ALL/DC_a01.wav).
 _NAME = re.compile(r"(?:([A-Za-z]{2})_)?(sa|su|a|d|f|h|n)(\d\d)")
-SPLIT_SPEAKERS: dict[str, tuple[str, ...]] = {
-    "train": ("DC", "JE"),
-    "validation": ("JK",),
-    "test": ("KL",),
-}
 
 
 class Builder(corpora.CorpusBuilder):
     """SAVEE (Surrey Audio-Visual Expressed Emotion): Haq & Jackson (2009), the audio of 4 male actors."""
 
     CORPUS = "savee"
+    SPLIT_SPEAKERS = {"validation": ("JK",), "test": ("KL",)}  # DC and JE train
     HOMEPAGE = "http://kahlan.eps.surrey.ac.uk/savee/"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Register at http://kahlan.eps.surrey.ac.uk/savee/Register.html, download AudioData.zip and put the .zip,
@@ -46,7 +42,3 @@ class Builder(corpora.CorpusBuilder):
             original_label=code,
             text=f"{code}{number}",
         )
-
-    @classmethod
-    def split_of(cls, recording: corpora.Recording) -> str:
-        return next(split for split, speakers in SPLIT_SPEAKERS.items() if recording.speaker in speakers)
