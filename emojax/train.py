@@ -965,3 +965,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
         _log(f"test restricted to {config.test_corpus}'s emotions ({', '.join(held_out['classes'])}): accuracy "
              f"{held_out['accuracy']:.4f} unweighted {held_out['unweighted_accuracy']:.4f}")
     return test
+
+
+def epoch_records(workdir: str | Path) -> list[dict[str, Any]]:
+    """A run's per-epoch records, as the loop wrote them to ``workdir/metrics.jsonl`` (one dict per epoch)."""
+    return [json.loads(line) for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
