@@ -1,21 +1,28 @@
 """Accuracy protocols: trains and evaluates each (protocol, model) run over several seeds, writes a table.
 
-Each run is ``python train.py --workdir RUNS/<name>/seed<k> --config <config> --config.seed=<k> ...``; its
-test figures come from the best-by-validation checkpoint (``test_metrics.json``), its training time from
-``metrics.jsonl``. Finished runs (with ``test_metrics.json``) are neither trained nor evaluated again, unless
-``--reevaluate`` asks for their evaluation (train.py on a complete workdir only re-evaluates); unfinished ones resume,
-so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains its member runs, then averages their
-class probabilities with ``eval.py --workdir <member> --workdir <member> ... --out RUNS/<name>/seed<k>`` (validation
-and test splits, test only when a member was refitted on the validation clips; again only when that seed has no
-metrics yet, or with ``--reevaluate``); its training time is the members' total. Runs trained on another machine
-(``benchmarks/gpu_accuracy.py`` on a GPU without TFDS) are read and ensembled like the others once their packed
-workdirs are unpacked into RUNS.
+Each run is ``python train.py --workdir RUNS/<name>/seed<k> --config <config> --config.seed=<k> <overrides>``
+(``RUNS`` below); its test figures come from the best-by-validation checkpoint (the last epoch for a refitted run,
+``config.refit``), ``test_metrics.json``, its training time from ``metrics.jsonl``. Finished runs are neither
+trained nor evaluated again, unless ``--reevaluate`` asks for their evaluation (train.py on a complete workdir only
+re-evaluates); unfinished ones resume, so the script can be stopped and started. An ensemble (``ENSEMBLES``) trains
+its member runs, then averages their class probabilities with ``eval.py --workdir <member> --workdir <member> ...
+--out RUNS/<name>/seed<k>`` (validation and test splits; test only when a member was refitted on the validation
+clips); its training time is the members' total.
 
-    python benchmarks/accuracy.py --runs runs/accuracy --data_dir /work/data/tfds \
-        --only seed-random,default-random --seeds 0,1,2 > accuracy.md
+    python benchmarks/accuracy.py --runs runs/accuracy --data_dir DATA --only seed-random,default-random --seeds 0,1,2
 
-Prints a Markdown table (mean ± std over seeds) and updates ``RUNS/results.json`` (the seeds of the runs named here
-replace their entries; other runs and seeds stay).
+Prints a Markdown table (mean ± sample standard deviation, ddof=1, over the seeds) and the leave-one-corpus-out
+confusion matrices, and updates ``RUNS/results.json`` (the seeds of the runs named here replace their entries; other
+runs and seeds stay). ``--report`` trains nothing and tabulates what is finished.
+
+On a machine without the prepared corpora (e.g. a GPU machine without TensorFlow), runs train in this process from
+MFCCs recomputed from the audio (``benchmarks/gpu_accuracy.py`` writes the manifest and the cache), on the same
+examples, splits and windows as from the prepared corpora; each finished workdir is packed with only its best
+checkpoint into ``OUT/<run>-seed<k>.tar``, to be unpacked into RUNS where the corpora are prepared and evaluated or
+ensembled there like any other run:
+
+    python benchmarks/accuracy.py --manifest manifest.npz --cache mfcc/ --runs /tmp/runs \\
+        --only large-random --seeds 0,1,2 --budget 480 --out "$OUT"
 """
 
 from __future__ import annotations
@@ -25,100 +32,76 @@ import json
 import platform
 import subprocess
 import sys
+import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import ml_collections
 import numpy as np
+from absl import flags
+from ml_collections import config_flags
+
+from emojax import input_pipeline, train
+from emojax.corpora import CORPORA
 
 REPO = Path(__file__).resolve().parents[1]
-CORPORA = ("ravdess", "savee", "crema_d", "tess")
 
-# SpecAugment as configs/small.py and configs/default.py have it (configs/speaker.py pins it off).
+# SpecAugment as configs/small.py and configs/default.py have it: one band of <= 4 of the 40 coefficients and one of
+# <= 20 frames per window (configs/speaker.py has none).
 SPECAUG = ("--config.freq_masks=1", "--config.max_freq_width=4", "--config.time_masks=1", "--config.max_time_width=20")
-# SpecAugment off: configs/small.py until session 11 and configs/default.py until session 12 had none.
 NO_MASKS = ("--config.freq_masks=0", "--config.max_freq_width=0", "--config.time_masks=0", "--config.max_time_width=0")
-# Their training then: no SpecAugment, 60 epochs (now both recipes have masks and 90 epochs).
+# configs/default.py's training without SpecAugment and with 60 epochs instead of 90.
 E60_NO_MASKS = ("--config.epochs=60", *NO_MASKS)
-# configs/small.py of sessions 2-8: E60_NO_MASKS, widths 16-32-48-64 and a hidden layer of 64 (now 16-32-48-88, none).
+# A narrower CNN (widths 16-32-48-64 and a hidden layer of 64: 55,320 parameters) trained as E60_NO_MASKS: the
+# baseline of per-utterance normalisation.
 SMALL_HIDDEN64 = (*E60_NO_MASKS, "--config.hidden=64", "--config.widths=(16,32,48,64)")
+SPKNORM = "--config.speaker_normalization=mean_std"
+RANDOM = "1: random 80/20"
+REFIT = "1: random 80/20, refit on train + validation"
+SPEAKER = "2: speaker-independent"
 
-# name -> (protocol description, config file, overrides). "small" is the <= 60k-parameter recipe (configs/small.py),
-# "default" the best one (configs/default.py). The speaker-independent and leave-one-corpus-out runs train 30 epochs
-# without SpecAugment (the default recipe until session 12 with half its 60 epochs, the cosine schedule shortened
-# accordingly) so that they fit in the CPU time budget.
-# In overrides, {runs} and {seed} stand for --runs and the seed: a distilled run learns from the same seed of another
-# run (train that one first).
+# name -> (protocol, config file, overrides).
 RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "seed-random": ("1: random 80/20", "configs/seed.py", ()),
-    "small-random": ("1: random 80/20", "configs/small.py", ()),
-    # Session 11's choice between 60 and 90 epochs and SpecAugment or not.
-    "small-random-e60": ("1: random 80/20", "configs/small.py", E60_NO_MASKS),
-    "small-random-e90": ("1: random 80/20", "configs/small.py", NO_MASKS),
-    # The old recipe (55,320 parameters) and the levers measured on it; then a hidden layer of 32 (58,904).
-    "small-random-hidden64": ("1: random 80/20", "configs/small.py", SMALL_HIDDEN64),
-    "small-random-ema": ("1: random 80/20", "configs/small.py", (*SMALL_HIDDEN64, "--config.ema_decay=0.999")),
-    "small-random-mixup": ("1: random 80/20", "configs/small.py", (*SMALL_HIDDEN64, "--config.mixup_alpha=0.2")),
-    "small-random-cmvn": ("1: random 80/20", "configs/small.py",
-                          (*SMALL_HIDDEN64, "--config.utterance_normalization=mean_std")),
-    "small-random-deltas": ("1: random 80/20", "configs/small.py", (*SMALL_HIDDEN64, "--config.deltas=2")),
-    "small-random-distill": ("1: random 80/20", "configs/small.py",
-                             (*SMALL_HIDDEN64, "--config.teacher_workdir={runs}/default-random-e60/seed{seed}")),
-    "small-random-hidden32": ("1: random 80/20", "configs/small.py",
-                              (*E60_NO_MASKS, "--config.hidden=32", "--config.widths=(16,32,48,80)")),
-    "default-random": ("1: random 80/20", "configs/default.py", ()),
-    # Session 12's choice: the recipe until then (60 epochs, no SpecAugment).
-    "default-random-e60": ("1: random 80/20", "configs/default.py", E60_NO_MASKS),
-    # Session 14: attentive statistics pooling instead of plain statistics pooling.
-    "default-random-attention": ("1: random 80/20", "configs/default.py", ("--config.pooling=attention",)),
-    # Session 15, trained on a lent H200 GPU (benchmarks/gpu_accuracy.py): the default recipe there (against the CPU's
-    # default-random), 2x wider (configs/large.py) and 3x wider (configs/xlarge.py).
-    "default-random-h200": ("1: random 80/20", "configs/default.py", ()),
-    "large-random": ("1: random 80/20", "configs/large.py", ()),
-    "xlarge-random": ("1: random 80/20", "configs/xlarge.py", ()),
-    # Session 16: speaker normalisation (each clip standardised with its speaker's statistics over their training
-    # clips).
-    "default-random-spknorm": ("1: random 80/20", "configs/default.py", ("--config.speaker_normalization=mean_std",)),
-    # configs/small.py with it, 60 epochs (so that its three seeds fit in that session; an ensemble member).
-    "small-random-spknorm-e60": ("1: random 80/20", "configs/small.py",
-                                 ("--config.speaker_normalization=mean_std", "--config.epochs=60")),
-    # Session 17: with it, the default CNN's last two blocks wider (96 and 256 channels, hidden 256; 387,768
-    # parameters), where the maps are small: 1.8x its computation, ~1.4x its time per epoch on the
-    # 2-core CPU.
-    "default-random-spknorm-tail256": ("1: random 80/20", "configs/default.py",
-                                       ("--config.speaker_normalization=mean_std", "--config.widths=(16,32,96,256)",
-                                        "--config.hidden=256")),
-    # Session 18: with it, each frame's pitch (features.clip_pitch: log f0 and periodicity) as input channels.
-    "default-random-spknorm-pitch": ("1: random 80/20", "configs/default.py",
-                                     ("--config.speaker_normalization=mean_std", "--config.pitch=True")),
-    # Session 23: the same recipe refitted on train + validation (the whole 80 %, 9,729 clips, as the reference
-    # trained on), keeping the last of its 90 epochs; the recipe was chosen on validation in sessions 12-20.
-    "default-random-spknorm-pitch-refit": ("1: random 80/20, refit on train + validation", "configs/default.py",
-                                           ("--config.speaker_normalization=mean_std", "--config.pitch=True",
-                                            "--config.refit=True")),
-    "default-random-spknorm-refit": ("1: random 80/20, refit on train + validation", "configs/default.py",
-                                     ("--config.speaker_normalization=mean_std", "--config.refit=True")),
-    # Session 26: pitch without speaker normalisation, the candidate for configs/default.py (which must classify a
-    # clip of an unknown speaker, so it has no speaker normalisation).
-    "default-random-pitch": ("1: random 80/20", "configs/default.py", ("--config.pitch=True",)),
-    "seed-speaker": ("2: speaker-independent", "configs/seed.py", ("--config.protocol=speaker",)),
-    "default-speaker": ("2: speaker-independent", "configs/default.py",
-                        ("--config.protocol=speaker", "--config.epochs=30", *NO_MASKS)),
-    "default-speaker-balanced": ("2: speaker-independent", "configs/speaker.py", ()),
-    "default-speaker-balanced-specaug": ("2: speaker-independent", "configs/speaker.py", SPECAUG),
-    # Session 16: speaker normalisation; each validation and test speaker by the statistics of their own clips in
-    # that split (unsupervised adaptation: their recordings, not their labels).
-    "default-speaker-spknorm": ("2: speaker-independent, speakers adapted", "configs/speaker.py",
-                                ("--config.speaker_normalization=mean_std",)),
-    # Leave one corpus out (sessions 6-8); from session 22 also with speaker normalisation, each held-out speaker by
-    # the statistics of their own clips (unsupervised adaptation, as in default-speaker-spknorm).
+    # Protocol 1, the model given only the recording.
+    "seed-random": (RANDOM, "configs/seed.py", ()),  # the reference CNN and features
+    "small-random": (RANDOM, "configs/small.py", ()),
+    "default-random": (RANDOM, "configs/default.py", ()),
+    "default-random-pitch": (RANDOM, "configs/default.py", ("--config.pitch=True",)),
+    "default-random-e60": (RANDOM, "configs/default.py", E60_NO_MASKS),  # a member of ensemble-random
+    # The members of ensemble-h200, trained on a GPU (--cache): configs/default.py, 2x and 3x its channels.
+    "default-random-h200": (RANDOM, "configs/default.py", ()),
+    "large-random": (RANDOM, "configs/large.py", ()),
+    "xlarge-random": (RANDOM, "configs/xlarge.py", ()),
+    # Per-utterance normalisation (each clip's MFCCs standardised over its own frames) and its baseline.
+    "small-random-hidden64": (RANDOM, "configs/small.py", SMALL_HIDDEN64),
+    "small-random-cmvn": (RANDOM, "configs/small.py", (*SMALL_HIDDEN64, "--config.utterance_normalization=mean_std")),
+    # Protocol 1 with speaker enrolment: each clip standardised with its speaker's statistics over their training
+    # clips, so the model is given the test clip's speaker and that speaker's training clips.
+    "small-random-spknorm-e60": (RANDOM, "configs/small.py", (SPKNORM, "--config.epochs=60")),
+    "default-random-spknorm": (RANDOM, "configs/default.py", (SPKNORM,)),
+    "default-random-spknorm-pitch": (RANDOM, "configs/default.py", (SPKNORM, "--config.pitch=True")),
+    # The same recipes refitted on train + validation (the whole 80 %, 9,729 clips), keeping the last of the 90
+    # epochs: they have no validation figures.
+    "default-random-spknorm-pitch-refit": (REFIT, "configs/default.py", (SPKNORM, "--config.pitch=True",
+                                                                         "--config.refit=True")),
+    "default-random-spknorm-refit": (REFIT, "configs/default.py", (SPKNORM, "--config.refit=True")),
+    # Protocol 2: validation and test speakers none of whom is in training.
+    "seed-speaker": (SPEAKER, "configs/seed.py", ("--config.protocol=speaker",)),
+    "default-speaker-balanced": (SPEAKER, "configs/speaker.py", ()),
+    "default-speaker-balanced-specaug": (SPEAKER, "configs/speaker.py", SPECAUG),
+    # Each validation and test speaker standardised with the statistics of their own clips in that split: the model
+    # is given several unlabelled recordings of each test speaker.
+    "default-speaker-spknorm": (f"{SPEAKER}, speakers adapted", "configs/speaker.py", (SPKNORM,)),
+    # Protocol 3, leave one corpus out: 30 epochs without SpecAugment; "-spknorm" adapts each held-out speaker with
+    # the statistics of their own clips, as default-speaker-spknorm does.
     **{
         f"default-loco-{held_out}{suffix}": (
             f"3: leave {held_out} out{label}", "configs/default.py",
             ("--config.protocol=loco", f"--config.test_corpus={held_out}", "--config.epochs=30", *NO_MASKS, *extra),
         )
         for held_out in CORPORA
-        for suffix, label, extra in (("", "", ()), ("-spknorm", ", speakers adapted",
-                                                    ("--config.speaker_normalization=mean_std",)))
+        for suffix, label, extra in (("", "", ()), ("-spknorm", ", speakers adapted", (SPKNORM,)))
     },
 }
 
@@ -128,41 +111,17 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # protocol 1 has the same split, config.split_seed). With offsets that are multiples of 3, the members of seeds 0-2
 # are distinct runs.
 ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ensemble-random": ("1: random 80/20", ("default-random", "default-random-e60", "small-random")),
-    "ensemble-random-attention": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
-                                                      "default-random-attention")),
-    "ensemble-random-large": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
-                                                  "default-random-attention", "large-random")),
-    "ensemble-random-wide": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
-                                                 "default-random-attention", "large-random", "xlarge-random")),
-    "ensemble-h200": ("1: random 80/20", ("default-random-h200", "large-random", "xlarge-random")),
-    "ensemble-random-all": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
-                                                "default-random-attention", "large-random", "xlarge-random",
-                                                "default-random-h200")),
-    "ensemble-random-spknorm": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
-                                                    "default-random-attention", "large-random", "xlarge-random",
-                                                    "default-random-spknorm")),
-    "ensemble-random-spknorm2": ("1: random 80/20", ("default-random", "default-random-e60", "small-random",
-                                                     "default-random-attention", "large-random", "xlarge-random",
-                                                     "default-random-spknorm", "small-random-spknorm-e60")),
-    # Session 17: the two speaker-normalised CNNs of the default recipe's widths and wider in the last blocks alone.
-    "ensemble-random-spknorm-tail": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-tail256")),
-    # Session 18: the speaker-normalised CNN with and without the pitch rows (and with the wider one).
-    "ensemble-random-spknorm-pitch": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-pitch")),
-    "ensemble-random-spknorm-pitch-tail": ("1: random 80/20", ("default-random-spknorm", "default-random-spknorm-pitch",
-                                                               "default-random-spknorm-tail256")),
-    # Session 19: two independent runs of the speaker-normalised CNN with pitch (seeds k and k + 3), and the one without.
-    "ensemble-random-pitch2": ("1: random 80/20", ("default-random-spknorm-pitch", "default-random-spknorm-pitch@3",
-                                                   "default-random-spknorm")),
-    # Session 23: ensemble-random-pitch2 with every member refitted on train + validation (no validation metrics).
-    "ensemble-random-pitch2-refit": ("1: random 80/20, refit on train + validation",
-                                     ("default-random-spknorm-pitch-refit", "default-random-spknorm-pitch-refit@3",
-                                      "default-random-spknorm-refit")),
-    # Session 21: and two independent runs of the one without pitch (seeds k and k + 3).
-    "ensemble-random-pitch2-spk2": ("1: random 80/20", ("default-random-spknorm-pitch",
-                                                        "default-random-spknorm-pitch@3", "default-random-spknorm",
-                                                        "default-random-spknorm@3")),
-    "ensemble-speaker": ("2: speaker-independent", ("default-speaker-balanced", "default-speaker-balanced-specaug")),
+    # Given only the recording.
+    "ensemble-random": (RANDOM, ("default-random", "default-random-e60", "small-random")),
+    "ensemble-h200": (RANDOM, ("default-random-h200", "large-random", "xlarge-random")),
+    # With speaker enrolment: two runs of the recipe with pitch and one without pitch.
+    "ensemble-random-pitch2": (RANDOM, ("default-random-spknorm-pitch", "default-random-spknorm-pitch@3",
+                                        "default-random-spknorm")),
+    "ensemble-random-pitch2-refit": (REFIT, ("default-random-spknorm-pitch-refit",
+                                             "default-random-spknorm-pitch-refit@3", "default-random-spknorm-refit")),
+    # ensemble-random-pitch2 with a second run without pitch.
+    "ensemble-random-pitch2-spk2": (RANDOM, ("default-random-spknorm-pitch", "default-random-spknorm-pitch@3",
+                                             "default-random-spknorm", "default-random-spknorm@3")),
 }
 
 
@@ -184,7 +143,7 @@ def run_one(name: str, seed: int, runs: Path, data_dir: str | None, train: bool 
     if not train or (finished and not reevaluate):
         return _result(workdir, protocol, config, overrides, wall=None) if finished else None
     command = [sys.executable, str(REPO / "train.py"), f"--workdir={workdir}", f"--config={REPO / config}",
-               f"--config.seed={seed}", *(o.format(runs=runs, seed=seed) for o in overrides)]
+               f"--config.seed={seed}", *overrides]
     if data_dir:
         command.append(f"--config.data_dir={data_dir}")
     print(f"[accuracy] {' '.join(command)}", file=sys.stderr, flush=True)
@@ -221,20 +180,15 @@ def run_ensemble(name: str, seed: int, runs: Path, data_dir: str | None, train: 
     return metrics
 
 
-def epoch_records(workdir: Path) -> list[dict]:
-    """A trained run's per-epoch records (its ``metrics.jsonl``)."""
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
 def _validated(workdir: Path) -> bool:
     """Whether a trained run kept its validation clips out of training (its epochs record ``val_accuracy``); a
     refitted one (``config.refit``) trained on them, so an ensemble with it has no validation figures."""
-    return "val_accuracy" in epoch_records(workdir)[0]
+    return "val_accuracy" in train.epoch_records(workdir)[0]
 
 
 def _train_seconds(workdir: Path) -> float:
     """Seconds the epochs of a run took."""
-    return float(sum(record["epoch_seconds"] for record in epoch_records(workdir)))
+    return float(sum(record["epoch_seconds"] for record in train.epoch_records(workdir)))
 
 
 def _result(workdir: Path, protocol: str, config: str, overrides: tuple[str, ...], wall: float | None) -> dict:
@@ -247,12 +201,13 @@ def _result(workdir: Path, protocol: str, config: str, overrides: tuple[str, ...
 
 
 def _mean_std(values: list[float]) -> str:
+    """Mean ± sample standard deviation (ddof=1) of fractions, in %; a single value alone."""
     values = np.asarray(values) * 100
-    return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) > 1 else f"{values[0]:.1f}"
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
 def table(results: dict[str, list[dict]]) -> str:
-    """Markdown table: one row per run name, mean ± std over its seeds."""
+    """Markdown table: one row per run name, mean ± sample standard deviation over its seeds."""
     lines = [
         "| protocol | run | config | params | seeds | accuracy % | UA % | macro-F1 % | Keras P / R % | "
         "per-corpus accuracy % (UA %) | train time / seed |",
@@ -315,10 +270,107 @@ def confusion_tables(results: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
+def _cached(cache: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Manifest index -> (MFCC (40, frames), pitch rows (2, frames)) of every part file ``gpu_accuracy.py
+    features`` wrote in ``cache``."""
+    out = {}
+    for part in sorted(cache.glob("part-*.npz")):
+        with np.load(part) as d:
+            bounds = np.cumsum(d["frames"])[:-1]
+            for i, mfcc, pitch in zip(d["index"], np.split(d["mfcc"], bounds, axis=1),
+                                      np.split(d["pitch"], bounds, axis=1)):
+                out[int(i)] = mfcc, pitch
+    return out
+
+
+def cache_reader(manifest: Path, cache: Path) -> Callable:
+    """``read(config, split)`` for ``input_pipeline.load_splits``: the manifest's examples, in the prepared corpora's
+    order, with the cached MFCCs (and their pitch rows for a config with ``pitch``)."""
+    m = np.load(manifest)
+    cached = _cached(cache)
+    missing = len(m["label"]) - len(cached)
+    if missing:
+        raise FileNotFoundError(f"{missing} of the manifest's examples have no MFCCs in {cache}; run "
+                                "benchmarks/gpu_accuracy.py features on the rest of the audio first")
+    examples: dict[bool, input_pipeline.Corpus] = {}  # with pitch rows or not -> every example
+
+    def everything(pitch: bool) -> input_pipeline.Corpus:
+        if pitch not in examples:
+            clips = [cached[i] for i in range(len(m["label"]))]
+            examples[pitch] = input_pipeline.Corpus(
+                mfcc=[input_pipeline.with_pitch(c, p) if pitch else c for c, p in clips], label=m["label"],
+                file=m["path"].astype(str), **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
+        return examples[pitch]
+
+    def read(config: ml_collections.ConfigDict, split: str) -> input_pipeline.Corpus:
+        chosen = everything(config.get("pitch", False))
+        return input_pipeline.Corpus.concatenate([
+            chosen.subset(np.flatnonzero((m["split"] == split) & (m["corpus"] == name)))
+            for name in config.datasets])
+
+    return read
+
+
+def run_config(name: str, seed: int, data_dir: str) -> ml_collections.ConfigDict:
+    """The config of run ``name`` with ``--config.seed=seed`` and ``--config.data_dir=data_dir``: its config file and
+    overrides parsed by ml_collections as train.py's flags are."""
+    _, path, overrides = RUNS[name]
+    argv = ["accuracy", f"--config={REPO / path}", *overrides, f"--config.seed={seed}", f"--config.data_dir={data_dir}"]
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, flag_values=flag_values, sys_argv=argv)
+    flag_values(argv)
+    return flag_values.config
+
+
+def pack(workdir: Path, best: int, out: Path) -> None:
+    """``workdir`` with only its best checkpoint (step ``best``), as ``out`` (a tar of ``<run>/seed<k>/...``)."""
+    with tarfile.open(out, "w") as tar:
+        for path in sorted(workdir.rglob("*")):
+            relative = path.relative_to(workdir)
+            if path.is_file() and (relative.parts[0] in ("metrics.jsonl", "test_metrics.json")
+                                   or relative.parts[:2] == ("checkpoints", str(best))):
+                tar.add(path, arcname=str(Path(workdir.parent.name, workdir.name, relative)))
+
+
+def train_from_cache(manifest: Path, cache: Path, runs: Path, jobs: list[tuple[str, int]], budget: float,
+                     out: Path) -> None:
+    """Trains ``jobs`` ((run, seed) in order) in this process from the cached MFCCs while the budget allows, packing
+    each finished workdir into ``out``. A job is skipped when the time its run took before, or 2x the longest job so
+    far for a run not seen yet, exceeds the budget left; a finished workdir is only packed again."""
+    import jax
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    read = cache_reader(manifest, cache)
+    data_dir = str(np.load(manifest)["data_dir"])
+    took: dict[str, float] = {}
+    results = []
+    for name, seed in jobs:
+        left = budget - (time.perf_counter() - started)
+        expected = took.get(name, 2 * max(took.values(), default=0.0))
+        if expected > left:
+            print(f"[accuracy] skipped {name} seed {seed}: ~{expected:.0f} s expected, {left:.0f} s left", flush=True)
+            continue
+        config = run_config(name, seed, data_dir)
+        workdir = runs / name / f"seed{seed}"
+        t0 = time.perf_counter()
+        test = train.train_and_evaluate(config, workdir, input_pipeline.load_splits(config, read))
+        took[name] = time.perf_counter() - t0
+        pack(workdir, test["checkpoint_step"], out / f"{name}-seed{seed}.tar")
+        records = train.epoch_records(workdir)
+        results.append({"run": name, "seed": seed, "device": jax.devices()[0].device_kind, "seconds": took[name],
+                        "train_seconds": sum(r["epoch_seconds"] for r in records),
+                        "best_val_unweighted_accuracy": max((r["val_unweighted_accuracy"] for r in records
+                                                             if "val_unweighted_accuracy" in r), default=None),
+                        "test_accuracy": test["accuracy"], "test_unweighted_accuracy": test["unweighted_accuracy"],
+                        "num_parameters": test["num_parameters"]})
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        print(f"[accuracy] {json.dumps(results[-1])}", flush=True)
+
+
 def save_results(path: Path, results: dict[str, list[dict]], seeds: list[int]) -> None:
     """Writes ``results`` into the JSON file at ``path``: their runs' entries for ``seeds`` are replaced; other runs'
-    entries, and their other seeds', are kept (entries without a recorded seed, from before session 14, are
-    replaced too)."""
+    entries, and their other seeds', are kept (entries without a recorded seed are replaced too)."""
     saved = json.loads(path.read_text()) if path.exists() else {}
     for name, runs in results.items():
         kept = [r for r in saved.get(name, []) if r.get("seed") not in seeds and "seed" in r]
@@ -338,19 +390,31 @@ def main() -> None:
                         help="train nothing: tabulate the finished runs (seeds without test_metrics.json are left out)")
     parser.add_argument("--reevaluate", action="store_true",
                         help="evaluate finished runs and ensembles again (e.g. after a change to evaluation)")
+    cached = parser.add_argument_group("training from cached MFCCs, without TFDS (benchmarks/gpu_accuracy.py)")
+    cached.add_argument("--manifest", type=Path, help="the manifest of gpu_accuracy.py export")
+    cached.add_argument("--cache", type=Path, help="the MFCC cache of gpu_accuracy.py features")
+    cached.add_argument("--budget", type=float, default=float("inf"), help="seconds; no run starts that would not fit")
+    cached.add_argument("--out", type=Path, help="where the packed workdirs and results.json go")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
     unknown = sorted(set(names) - set(RUNS) - set(ENSEMBLES))
     if unknown:
         parser.error(f"unknown run names {unknown}; choose from {', '.join([*RUNS, *ENSEMBLES])}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.cache:
+        if not (args.manifest and args.out) or set(names) & set(ENSEMBLES):
+            parser.error("--cache needs --manifest and --out, and trains runs only (ensembles need eval.py and TFDS)")
+        train_from_cache(args.manifest, args.cache, args.runs, [(n, s) for n in names for s in seeds], args.budget,
+                         args.out)
+        args.report = True  # tabulate what was trained
     results = {name: [{**r, "seed": seed} for seed in seeds
                       if (r := (run_ensemble if name in ENSEMBLES else run_one)(name, seed, args.runs, args.data_dir,
                                                                                 not args.report, args.reevaluate))]
                for name in names}
     results = {name: runs for name, runs in results.items() if runs}
     save_results(args.runs / "results.json", results, seeds)
-    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU, `{' '.join(sys.argv)}`\n")
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, `{' '.join(sys.argv)}`; mean ± sample standard "
+          "deviation (ddof=1) over the seeds\n")
     results = with_held_out_classes(results)
     print(table(results))
     print(confusion_tables(results))
