@@ -1,9 +1,11 @@
 """Training throughput of the seed configuration: emojax (scanned on-device epoch, host-fed steps) against
 the same CNN in Keras/TensorFlow, on random data of the real shapes (9,729 windows of 25 MFCC x 216 frames,
-labels in [0, 8)), so no dataset is needed.
+labels in [0, 8)), so no dataset is needed; and (``--cost``) what any config's model costs to train, counted.
 
     python benchmarks/train_speed.py [--rounds 3] [--epochs 1] [--steps 50] [--batch_size 16]
         [--dtype float32] [--conv auto] [--paths all] [--peak_size 2048] [--no_predict]
+    python benchmarks/train_speed.py --cost --config configs/default.py [--config.FIELD=VALUE ...]
+        [--baseline configs/default.py [--baseline.FIELD=VALUE ...]]
 
 Each measurement runs in its own subprocess (TensorFlow and XLA:CPU both size thread pools to the machine
 and fight when they share a process); the paths are interleaved over ``--rounds`` (order reversed every
@@ -12,20 +14,25 @@ other round) and the table shows medians over rounds and timed epochs. Per path 
 ``--steps`` batches of random data; seconds per epoch are extrapolated from examples/s to 9,729 clips
 (``--steps 0``: whole epochs of 608 batches, the remainder dropped as emojax does, no extrapolation). FLOP/s
 count the matrix products and convolutions of the SeedCNN's training step per example (``product_flops`` of the
-emojax step's jaxpr: 100.4 M; the Keras model is the same network, so the same count; until session 14 the
-tables used XLA:CPU's cost analysis, 115-119 M, which adds the elementwise work); the peak is a float32 2048 x 2048 ``jnp.dot`` timed
-under ``jit`` in its own subprocess (fastest of 10 calls; ``--peak_size`` sets the size, and with ``--dtype
-bfloat16`` the product is in bfloat16 as the step's compute is). Target (issue 6): an epoch in <= 8 s and >= 1.5x
-the Keras peer on the 2-core CPU.
+emojax step's jaxpr: 100.4 M; the Keras model is the same network, so the same count; XLA's cost analysis would add
+the elementwise work on the CPU and leave out cuDNN's convolutions on a GPU); the peak is a float32 2048 x 2048
+``jnp.dot`` timed under ``jit`` in its own subprocess (fastest of 10 calls; ``--peak_size`` sets the size, and with
+``--dtype bfloat16`` the product is in bfloat16 as the step's compute is). The speed goal printed at the end: an
+epoch in <= 8 s and >= 1.5x the Keras peer on a 2-core CPU.
 
 On a GPU: ``--dtype bfloat16`` times the mixed-precision option (emojax paths; the Keras peer stays float32),
 ``--conv matmul|lax`` forces ``models.CONV_IMPLEMENTATION`` (default "auto": products on CPU, ``lax.conv`` on
 GPU/TPU), ``--paths`` picks a subset of the paths. The Keras peer runs on whatever backend Keras is set to
 (``KERAS_BACKEND``; TensorFlow by default, e.g. ``torch`` where TensorFlow has no GPU build installed).
 
-Each round also times evaluation, ``Trainer.predict`` on 2,433 windows (the seed protocol's test clips), as it is
-now (batches of 32, up to 32 batches scanned per jitted call) and as it was until session 11 (one jitted call per
-256-window batch), each in its own subprocess: the fastest of 5 calls after a warm-up.
+Each round also times evaluation, ``Trainer.predict`` on 2,433 windows (the seed protocol's test clips), as it
+runs (batches of 32, up to 32 batches scanned per jitted call) and with one jitted call per 256-window batch, each in
+its own subprocess: the fastest of 5 calls after a warm-up.
+
+``--cost`` times nothing: it prints a config's trainable parameters and the matrix-product FLOPs of one training step
+per example (``product_flops`` of ``Trainer.step``'s jaxpr: convolutions and dense layers, forward and backward), so
+the figure is exact on a busy machine and the same on any backend; with ``--baseline`` also the ratio of the two step
+costs, e.g. what ``--config.residual=True`` would add to a run's time on a CPU whose speed these products bound.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ NUM_CLASSES = 8
 KERAS_PARAMS = 56_040  # the reference model's parameter count (384 of them BatchNorm statistics)
 PATHS = ("emojax on-device", "emojax host-fed", "keras")
 EVAL_WINDOWS = 2_433  # test clips of the seed protocol, one window each
-# Trainer.predict's settings -> (eval_batch_size, batches per jitted call): today's, and before session 11.
+# Trainer.predict's settings -> (eval_batch_size, batches per jitted call): the configured one, and unscanned.
 PREDICT_VARIANTS = {"batches of 32, 32 per scanned call": (32, 32), "one call per 256 windows": (256, 1)}
 TARGET_SECONDS = 8.0
 TARGET_VS_KERAS = 1.5
@@ -248,6 +255,44 @@ def worker_peak(size: int, dtype: str, repeats: int = 10) -> dict[str, Any]:
     return {"flops_per_second": 2 * size**3 / min(times), "size": size, "dtype": dtype}
 
 
+def step_cost(config: Any) -> tuple[int, float]:
+    """(trainable parameters, matrix-product FLOPs of one training step per example) of ``config``'s model, on
+    windows of ``input_pipeline.input_rows(config)`` x ``config.window_frames``."""
+    import jax
+
+    from emojax import input_pipeline, models, train
+
+    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
+    state = train.create_train_state(config, trainer.model, steps_per_epoch=1)
+    x = jax.ShapeDtypeStruct((config.batch_size, input_pipeline.input_rows(config), config.window_frames),
+                             np.float32)
+    y = jax.ShapeDtypeStruct((config.batch_size,), np.int32)
+    jaxpr = jax.make_jaxpr(trainer.step)(state, x, y, jax.random.PRNGKey(0))
+    return train.num_parameters(state.params), product_flops(jaxpr.jaxpr) / config.batch_size
+
+
+def model_cost(argv: list[str]) -> None:
+    """Prints ``step_cost`` of ``--config`` (and of ``--baseline``, with the ratio), from ``argv``: config files and
+    ``--config.FIELD=VALUE`` / ``--baseline.FIELD=VALUE`` overrides as train.py's flags take them."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "Training config file.", flag_values=flag_values,
+                                    lock_config=True, sys_argv=argv)
+    config_flags.DEFINE_config_file("baseline", None, "A second config file to compare with.",
+                                    flag_values=flag_values, lock_config=True, sys_argv=argv)
+    flag_values(argv)
+    if flag_values.config is None:
+        raise SystemExit("--cost needs --config CONFIG_FILE (and optionally --baseline CONFIG_FILE)")
+    params, flops = step_cost(flag_values.config)
+    print(f"config: {params:,} parameters, {flops / 1e6:.1f} MFLOP per training example")
+    if flag_values.baseline is not None:
+        base_params, base_flops = step_cost(flag_values.baseline)
+        print(f"baseline: {base_params:,} parameters, {base_flops / 1e6:.1f} MFLOP per training example")
+        print(f"config / baseline: {flops / base_flops:.2f}x the products per step")
+
+
 def run_worker(name: str, args: argparse.Namespace, steps: int) -> dict[str, Any]:
     """Runs one measurement in a fresh interpreter; returns its JSON result plus the 1-minute load averages
     before and after."""
@@ -283,7 +328,7 @@ def table(results: dict[str, list[dict[str, Any]]], peak: float, peak_dtype: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all paths (medians)")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs per path and round, after a warm-up")
     parser.add_argument("--steps", type=int, default=50,
@@ -296,8 +341,16 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {', '.join(PATHS)}")
     parser.add_argument("--peak_size", type=int, default=2048, help="matrix size of the matmul peak")
     parser.add_argument("--no_predict", action="store_true", help="skip the Trainer.predict timings")
+    parser.add_argument("--cost", action="store_true",
+                        help="time nothing: print the parameters and training FLOPs per example of --config "
+                        "(and --baseline), config files with --config.FIELD=VALUE overrides")
     parser.add_argument("--worker", choices=(*PATHS, "peak", *PREDICT_VARIANTS), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
+    if args.cost:
+        model_cost([sys.argv[0], *rest])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     steps = args.steps or NUM_EXAMPLES // args.batch_size
     if args.worker:
         if args.worker == "peak":
