@@ -9,7 +9,8 @@ evaluation (the run's best checkpoint, its test windows). ``k = 0`` is the run's
 
     python benchmarks/speaker_statistics.py --workdir RUNS/default-speaker-spknorm/seed0 --clips 0,1,3,10,30
 
-Prints a Markdown table: k, accuracy and unweighted accuracy (mean ± std over the draws), per-corpus accuracy.
+Prints a Markdown table: k, accuracy and unweighted accuracy (mean ± sample standard deviation, ddof=1, over the
+draws), per-corpus accuracy (mean over the draws).
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from emojax import input_pipeline, metrics, models, train  # noqa: E402
+from emojax import input_pipeline, metrics, models, train
 
 
 def with_statistics_of_k_clips(corpus: input_pipeline.Corpus, k: int, kind: str, rng: np.random.Generator
@@ -69,7 +66,8 @@ def main() -> None:
 
     per_speaker = np.unique(corpus.speaker, return_counts=True)[1]
     print(f"{args.workdir} (checkpoint step {step}), {args.split} split: {len(corpus)} clips of {len(per_speaker)} "
-          f"speakers ({per_speaker.min()}-{per_speaker.max()} each); speaker normalisation {kind!r}\n")
+          f"speakers ({per_speaker.min()}-{per_speaker.max()} each); speaker normalisation {kind!r}; mean ± sample "
+          "standard deviation (ddof=1) over the draws\n")
     corpora = sorted(set(corpus.corpus))
     print(f"| k clips per speaker | draws | accuracy % | UA % | {' | '.join(corpora)} |")
     print(f"|---:|---:|---|---|{'---:|' * len(corpora)}")
@@ -83,7 +81,8 @@ def main() -> None:
         ua = 100 * np.array([r["unweighted_accuracy"] for r in results])
         per_corpus = [np.mean([100 * r["per_corpus"][c]["accuracy"] for r in results]) for c in corpora]
         label = "the run's own (training clips; a new speaker: all theirs in the split)" if k == 0 else str(k)
-        print(f"| {label} | {len(results)} | {acc.mean():.1f} ± {acc.std():.1f} | {ua.mean():.1f} ± {ua.std():.1f} | "
+        acc_sd, ua_sd = (f" ± {v.std(ddof=1):.1f}" if len(v) > 1 else "" for v in (acc, ua))
+        print(f"| {label} | {len(results)} | {acc.mean():.1f}{acc_sd} | {ua.mean():.1f}{ua_sd} | "
               f"{' | '.join(f'{a:.1f}' for a in per_corpus)} |", flush=True)
 
 
