@@ -226,22 +226,22 @@ def corpus_pass(n_files: int) -> None:
 
 
 def sweep(batch: int = 64, repeats: int = 10) -> None:
-    """Times ``mfcc`` at each value of the performance knobs of ``emojax.features`` (``_CHUNK_FRAMES`` etc.)."""
+    """Times ``mfcc`` at each value of the performance knobs of ``emojax.spectral`` (``_CHUNK_FRAMES`` etc.)."""
     import jax
 
-    from emojax import features
+    from emojax import spectral
 
     y = jax.device_put(clips(batch)[0])
     knobs = {"_CHUNK_FRAMES": [128, 256, 512, 1024, 2048, 1 << 30], "_SEGMENT_COST": [0, 512, 2048, 4096, 8192, 32768],
-             "_THREADS": sorted({1, features._THREADS})}
+             "_THREADS": sorted({1, spectral._THREADS})}
     print(f"load average before: {os.getloadavg()}")
     for name, values in knobs.items():
-        default = getattr(features, name)
+        default = getattr(spectral, name)
         for value in values:
-            setattr(features, name, value)
-            features._mel_filterbank.cache_clear()  # blocks depend on _SEGMENT_COST
+            setattr(spectral, name, value)
+            spectral._mel_filterbank.cache_clear()  # blocks depend on _SEGMENT_COST
             jax.clear_caches()
-            f = functools.partial(features.mfcc, sr=SR)
+            f = functools.partial(spectral.mfcc, sr=SR)
             f(y).block_until_ready()
             times = []
             for _ in range(repeats):
@@ -250,7 +250,7 @@ def sweep(batch: int = 64, repeats: int = 10) -> None:
                 times.append(time.perf_counter() - t0)
             print(f"{name} = {value}: {1e3 * min(times) / batch:.3f} ms/clip (best of {repeats}), "
                   f"median {1e3 * float(np.median(times)) / batch:.3f}")
-        setattr(features, name, default)
+        setattr(spectral, name, default)
     print(f"load average after: {os.getloadavg()}")
 
 

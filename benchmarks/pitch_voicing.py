@@ -1,8 +1,8 @@
 """How ``emojax.features.clip_pitch``'s voicing decision and f0 compare with ``librosa.pyin`` on real speech.
 
 For the first ``--clips`` clips of each corpus's test split (as built: 16 kHz), frames of 1024 samples every 160 are
-cut as ``librosa.yin`` / ``librosa.pyin`` centre them, and ``clip_pitch``'s YIN (``features._pitch_batch``: f0,
-periodicity, RMS over YIN's window) is run on them. For each voicing threshold (with ``features.PITCH_FLOOR_DB``'s
+cut as ``librosa.yin`` / ``librosa.pyin`` centre them, and ``clip_pitch``'s YIN (``emojax.pitch._pitch_batch``: f0,
+periodicity, RMS over YIN's window) is run on them. For each voicing threshold (with ``pitch.PITCH_FLOOR_DB``'s
 loudness floor) it prints how many frames get pyin's voiced / unvoiced decision, the precision and recall of
 "voiced", and the share of frames both call voiced whose f0 is within 5 % of pyin's. pyin (a probabilistic YIN with
 a hidden Markov model over pitch and voicing) is slow and not differentiable, which is why the front end does not
@@ -10,40 +10,35 @@ use it; it is the reference here.
 
     python benchmarks/pitch_voicing.py --data_dir /work/data/tfds --corpora crema_d,ravdess --clips 30,20
 
-Needs librosa (the test extra) and the prepared corpora. On the development VM, librosa's compiled-function cache
-(numba, written next to librosa on a first run) crashed later runs that also load TensorFlow; an empty cache folder
-avoids that: ``NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/pitch_voicing.py ...``.
+Needs librosa (the test extra) and the prepared corpora. librosa's compiled-function cache (numba, written next to
+librosa on a first run) can crash later runs that also load TensorFlow; an empty cache folder avoids that:
+``NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/pitch_voicing.py ...``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import jax.numpy as jnp
 import librosa
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from emojax import corpora, pitch
+from emojax.audio import SAMPLE_RATE
 
-from emojax import corpora, features  # noqa: E402
-
-FRAME, HOP = features.PITCH["frame_length"], 160
+FRAME, HOP = pitch.PITCH["frame_length"], 160
 
 
 def frame_values(audio: np.ndarray) -> tuple[np.ndarray, ...]:
     """(f0, periodicity, RMS relative to the clip's loudest frame, pyin's f0, pyin's voiced flag) per frame."""
     y = audio.astype(np.float32) / 32768.0
-    pyin_f0, pyin_voiced, _ = librosa.pyin(y, fmin=features.PITCH["fmin"], fmax=features.PITCH["fmax"],
-                                           sr=features.SAMPLE_RATE, frame_length=FRAME, hop_length=HOP)
+    pyin_f0, pyin_voiced, _ = librosa.pyin(y, fmin=pitch.PITCH["fmin"], fmax=pitch.PITCH["fmax"], sr=SAMPLE_RATE,
+                                           frame_length=FRAME, hop_length=HOP)
     frames = librosa.util.frame(np.pad(y, FRAME // 2), frame_length=FRAME, hop_length=HOP).T
-    min_period, max_period = features._check_yin_args(
-        features.SAMPLE_RATE, features.PITCH["fmin"], features.PITCH["fmax"], FRAME, features.PITCH["win_length"],
-        features.PITCH["trough_threshold"])
-    f0, periodicity, rms = np.asarray(features._pitch_batch(jnp.asarray(frames), min_period=min_period,
-                                                            max_period=max_period))
+    min_period, max_period = pitch._check_yin_args(SAMPLE_RATE, pitch.PITCH["fmin"], pitch.PITCH["fmax"], FRAME,
+                                                   pitch.PITCH["win_length"], pitch.PITCH["trough_threshold"])
+    f0, periodicity, rms = np.asarray(pitch._pitch_batch(jnp.asarray(frames), min_period=min_period,
+                                                         max_period=max_period))
     return f0, periodicity, rms / max(rms.max(), 1e-12), pyin_f0, pyin_voiced
 
 
@@ -61,7 +56,7 @@ def main() -> None:
             for column, values in zip(columns, frame_values(audio)):
                 column.append(values)
     f0, periodicity, loudness, pyin_f0, pyin_voiced = (np.concatenate(c) for c in columns)
-    loud = loudness >= 10.0 ** (-features.PITCH_FLOOR_DB / 20.0)
+    loud = loudness >= 10.0 ** (-pitch.PITCH_FLOOR_DB / 20.0)
     print(f"{sum(counts)} clips ({args.corpora}), {len(f0)} frames, {pyin_voiced.mean():.1%} voiced by pyin\n")
     print("| voicing threshold | frames agreeing with pyin | precision | recall | f0 within 5 % of pyin's |")
     print("|---:|---:|---:|---:|---:|")

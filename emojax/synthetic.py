@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.signal
 
+from emojax.audio import SAMPLE_RATE
 from emojax.labels import EMOTIONS
 
-SAMPLE_RATE = 16_000
 CORPUS = "synthetic_prosody"
 SPLIT_SPEAKERS: dict[str, tuple[int, ...]] = {
     "train": tuple(range(1, 9)),

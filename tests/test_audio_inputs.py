@@ -25,7 +25,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emojax import features
+from emojax import audio, features
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
 FORMATS = [("WAV", "PCM_16", ".wav"), ("FLAC", "PCM_16", ".flac"), ("OGG", "VORBIS", ".ogg"),
@@ -96,8 +96,8 @@ def test_valid_files_any_rate_and_channels_equal_the_whole_file_resampled(
     """Small decode blocks and resampling steps (patched) put many block boundaries into short files."""
     fmt, subtype, suffix = form
     data = _encode(frames, rate, channels, fmt, subtype)
-    with mock.patch.object(features, "_READ_SAMPLES", read_samples), \
-            mock.patch.object(features, "_RESAMPLE_STEP", step):
+    with mock.patch.object(audio, "_READ_SAMPLES", read_samples), \
+            mock.patch.object(audio, "_RESAMPLE_STEP", step):
         y = _outcome(data, "clip" + suffix)
     assert y is not None and len(y) == _resampled_length(frames, rate)
     if subtype != "VORBIS":  # lossy: the decoded signal is not the written one
@@ -138,7 +138,7 @@ def test_one_sample_files_load(rate: int, channels: int) -> None:
 def test_streaming_equals_reading_the_whole_file(tmp_path: Path, rate: int, channels: int, fmt: str,
                                                  sample_rate: int | None) -> None:
     """Files of several decode blocks and resampling steps at the default sizes, against the whole-file result."""
-    frames = max(3 * features._READ_SAMPLES // channels, 3 * features._RESAMPLE_STEP) + 12345
+    frames = max(3 * audio._READ_SAMPLES // channels, 3 * audio._RESAMPLE_STEP) + 12345
     path = tmp_path / f"long.{fmt.lower()}"
     soundfile.write(path, _signal(frames, rate, channels), rate, format=fmt, subtype="PCM_16")
     y, sr = features.load_audio(path, sample_rate)
@@ -166,6 +166,25 @@ def test_implausible_sample_rates_are_refused(tmp_path: Path, rate: int) -> None
     soundfile.write(tmp_path / "odd.wav", _signal(1000, rate, 1), rate, subtype="PCM_16")
     with pytest.raises(features.AudioFileError, match=rf"odd\.wav.*sample rate of {rate} Hz"):
         features.load_audio(tmp_path / "odd.wav", features.SAMPLE_RATE)
+
+
+def test_in_memory_conversion_equals_loading_the_same_data(tmp_path: Path) -> None:
+    """``to_mono`` + ``resample`` of int16 stereo 44.1 kHz samples give what ``load_audio`` gives for them as a WAV
+    (read in many small blocks here), and the public names stay reachable from ``emojax.features``."""
+    pcm = audio.to_int16(_signal(44_100 + 123, 44_100, 2))
+    soundfile.write(tmp_path / "stereo.wav", pcm, 44_100, subtype="PCM_16")
+    with mock.patch.object(audio, "_READ_SAMPLES", 5000), mock.patch.object(audio, "_RESAMPLE_STEP", 3000):
+        loaded, sr = audio.load_audio(tmp_path / "stereo.wav", audio.SAMPLE_RATE)
+    mono = audio.to_mono(pcm)
+    assert mono.dtype == np.float32 and mono.shape == (len(pcm),)
+    converted = audio.resample(mono, 44_100, audio.SAMPLE_RATE)
+    assert sr == audio.SAMPLE_RATE and converted.dtype == np.float32 and converted.shape == loaded.shape
+    np.testing.assert_allclose(converted, loaded, rtol=0, atol=1e-6)
+    assert audio.resample(mono, 44_100, 44_100) is mono
+    from emojax import pitch, spectral
+    for module in (audio, spectral, pitch):
+        for name in module.__all__:
+            assert getattr(features, name) is getattr(module, name), name
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import scipy.signal
 import soundfile
 
-from emojax import features
+from emojax import features, spectral
 
 # The three parameter sets of the parity contract (librosa keyword names).
 PARAMS = {
@@ -121,7 +121,7 @@ def test_constants_are_built_once_per_parameter_set() -> None:
     y = _generated(8000, 0.5)[0]
     kw = dict(sr=8000, n_fft=256, n_mels=24, n_mfcc=12, fmax=3999.0)
     features.mfcc(y, **kw)
-    caches = (features._mel_filterbank, features._dct_matrix, features._window)
+    caches = (spectral._mel_filterbank, spectral._dct_matrix, spectral._window)
     misses = [c.cache_info().misses for c in caches]
     features.mfcc(y, **kw)
     features.mfcc(y * 0.5, **kw)
@@ -432,7 +432,7 @@ def test_clip_pitch_of_clips_split_across_batches(monkeypatch: pytest.MonkeyPatc
     glide = _harmonic_tone(np.linspace(120.0, 300.0, sr), sr, 1.0)
     clips = [_harmonic_tone(110.0 + 40.0 * k, sr, 0.3 + 0.2 * k) for k in range(5)] + [glide]
     alone = [features.clip_pitch([clip])[0] for clip in clips]
-    monkeypatch.setattr(features, "_PITCH_BATCH", 16)  # the clips above have 26-95 frames each
+    monkeypatch.setattr("emojax.pitch._PITCH_BATCH", 16)  # the clips above have 26-95 frames each
     together = features.clip_pitch(clips)
     for want, got in zip(alone, together, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
