@@ -8,8 +8,8 @@ Each corpus is built in this one process, one after another, as ``emojax.corpora
 ``tfds build datasets/<name>`` runs); the total includes importing tensorflow-datasets and JAX and compiling
 the MFCC kernels. With ``--beam_pipeline_options`` each build runs on Apache Beam (``tfds build
 --beam_pipeline_options``; e.g. the direct runner's worker processes), and the CPU time below counts only this
-(driver) process, not the Beam workers. Then it times reading every split back with ``load_split``. Prints Markdown for
-BENCHMARKS.md.
+(driver) process, not the Beam workers. Then it times reading every split back with ``emojax.prepared.load_split``.
+Prints Markdown for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 START = time.perf_counter()
 
-from emojax import corpora  # noqa: E402  (timed: part of a build's cost)
+from emojax import corpora, prepared  # noqa: E402  (timed: part of a build's cost)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--data_dir", required=True, help="where to write the datasets (kept after the run)")
     parser.add_argument("--file_format", default=None, choices=["array_record", "tfrecord"],
                         help="default: array_record")
-    parser.add_argument("--only", nargs="+", choices=corpora.CORPORA, default=corpora.CORPORA)
+    parser.add_argument("--only", nargs="+", choices=prepared.CORPORA, default=prepared.CORPORA)
     parser.add_argument("--beam_pipeline_options", default=None,
                         help="build on Apache Beam with these comma-separated options (as tfds build takes them)")
     parser.add_argument("--overwrite", action="store_true",
@@ -60,7 +60,7 @@ def main() -> None:
     for name in args.only:
         if not (Path(args.corpora_dir) / name).is_dir():
             sys.exit(f"{Path(args.corpora_dir) / name} not found: pass --corpora_dir (the folder holding {name}/)")
-        target = Path(args.data_dir) / corpora.dataset_name(name) / str(corpora.VERSION)
+        target = prepared.dataset_dir(name, args.data_dir)
         if target.exists():
             if not args.overwrite:
                 sys.exit(f"{target} exists; pass --overwrite to rebuild it (a reused build would time nothing)")
@@ -76,8 +76,8 @@ def main() -> None:
     cpu = time.process_time()  # all threads of this process, from its start
     children = os.times().children_user + os.times().children_system  # e.g. Beam workers (those waited for)
     start = time.perf_counter()
-    examples = sum(len(corpora.load_split(name, split, args.data_dir)["label"])
-                   for name in args.only for split in corpora.SPLITS)
+    examples = sum(len(prepared.load_split(name, split, args.data_dir)["label"])
+                   for name in args.only for split in prepared.SPLITS)
     load = time.perf_counter() - start
 
     command = "python benchmarks/build.py " + " ".join(sys.argv[1:])

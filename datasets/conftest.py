@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emojax import corpora
+from emojax import corpora, prepared
 from emojax.labels import EMOTIONS
 
 Rows = dict[str, list[tuple[str, str, str, str, str]]]
@@ -23,8 +23,8 @@ def build_dummy(tmp_path: Path) -> Callable[..., Rows]:
     def build(name: str, seconds: Callable[[str], float] = lambda file: 0.25) -> Rows:
         corpora.build(name, manual_dir=str(corpora.DATASETS_DIR / name / "dummy_data"), data_dir=str(tmp_path))
         rows = {}
-        for split in corpora.SPLITS:
-            data = corpora.load_split(name, split, str(tmp_path), KEYS)
+        for split in prepared.SPLITS:
+            data = prepared.load_split(name, split, str(tmp_path), KEYS)
             rows[split] = sorted(zip(data["speaker"], np.asarray(EMOTIONS)[data["label"]], data["gender"],
                                      data["intensity"], data["text"]))
             for audio, mfcc, pitch, file in zip(data["audio"], data["mfcc"], data["pitch"], data["file"]):

@@ -1,4 +1,4 @@
-"""The emojax corpora as TFDS datasets: the builder logic the five builders share, and reading them back.
+"""The builder logic the five emojax TFDS builders share, and ``build``.
 
 Each folder ``datasets/<corpus>/`` holds a ``Builder`` with only what is particular to its corpus: how a
 file name is parsed (``CorpusBuilder.parse``), which speakers go to which split (``SPLIT_SPEAKERS``), the download
@@ -12,10 +12,10 @@ per MFCC frame). Given Beam pipeline options (``tfds build --beam_pipeline_optio
 splits are built on Apache Beam: the workers decode batches of files and compute their MFCCs, and report what they
 built and skipped; the data and the summary are the same as without Beam.
 
-The builders are registered as ``emojax_<corpus>`` (tensorflow-datasets ships its own, different ``crema_d``
-and ``savee``), so ``tfds build datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``;
-``load_split`` reads that directory back without importing any builder class. New builds are written as
-ArrayRecord unless ``--file_format`` says otherwise; TFRecord builds are read as well.
+The builders are registered as ``emojax_<corpus>`` (``emojax.prepared.dataset_name``), so ``tfds build
+datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``, which ``emojax.prepared`` reads back. New
+builds are written as ArrayRecord unless ``--file_format`` says otherwise. Building needs the ``build`` extra
+(TensorFlow, Apache Beam, mlcroissant: ``pip install "emojax[build]"``); reading does not.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import abc
 import collections
 import concurrent.futures
 import dataclasses
+import importlib.util
 import json
 import os
 import tempfile
@@ -39,29 +40,17 @@ from absl import logging
 
 from emojax import features
 from emojax.labels import EMOTIONS
+from emojax.prepared import BUILDERS, SPLITS, STRING_FEATURES, VERSION, dataset_name, default_data_dir
+from emojax.prepared import CORPORA, DEFAULT_KEYS, is_prepared, load_split  # noqa: F401  (read as corpora.<name>)
 
-CORPORA: tuple[str, ...] = ("ravdess", "savee", "crema_d", "tess")
-"""The four real corpora, each a builder in ``datasets/<name>/``."""
-BUILDERS: tuple[str, ...] = CORPORA + ("synthetic_prosody",)
-"""Every emojax dataset builder: the real corpora and the generated one."""
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
-VERSION = tfds.core.Version("1.2.0")
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 """Where the builder folders live (the source tree; ``pip install -e .`` keeps it)."""
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff", ".aifc", ".mp3"})
 """Files with these extensions are decoded (by content); other files are counted as ignored."""
-STRING_FEATURES: tuple[str, ...] = ("speaker", "gender", "corpus", "original_label", "intensity", "text", "file")
-DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "pitch", "label") + STRING_FEATURES
-"""What ``load_split`` returns unless asked otherwise: every feature except the raw audio."""
+BUILD_EXTRA: tuple[str, ...] = ("tensorflow", "apache_beam", "mlcroissant")
+"""What the ``build`` extra installs (``pip install "emojax[build]"``); ``build`` does not start without it."""
 _CORRUPT_ZIP = "corrupt zip archive"  # the skip reason of an unreadable archive or member
 _CHUNK = 1024  # clips decoded and sent to clip_mfccs at a time (fewer, fuller length buckets than 256)
-
-
-def dataset_name(name: str) -> str:
-    """Registered TFDS name (and data-dir folder) of emojax builder ``name``, e.g. ``emojax_ravdess``."""
-    if name not in BUILDERS:
-        raise ValueError(f"unknown emojax dataset {name!r}; expected one of {', '.join(BUILDERS)}")
-    return f"emojax_{name}"
 
 
 def example_features() -> tfds.features.FeaturesDict:
@@ -547,22 +536,20 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Building and reading
+# Building
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def default_data_dir() -> str:
-    """``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``, as tfds itself chooses."""
-    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+class MissingBuildExtra(ImportError):
+    """A build was asked for where the ``build`` extra is not installed (the message says how to install it)."""
 
 
-def _dataset_dir(name: str, data_dir: str | None) -> Path:
-    return Path(data_dir or default_data_dir()) / dataset_name(name) / str(VERSION)
-
-
-def is_prepared(name: str, data_dir: str | None = None) -> bool:
-    """Whether ``name`` (e.g. ``"ravdess"``) is built (at this ``VERSION``) in ``data_dir``."""
-    return (_dataset_dir(name, data_dir) / "dataset_info.json").is_file()
+def require_build_extra() -> None:
+    """Raises ``MissingBuildExtra`` (one line naming the fix) unless every module of ``BUILD_EXTRA`` is installed."""
+    missing = [module for module in BUILD_EXTRA if importlib.util.find_spec(module) is None]
+    if missing:
+        raise MissingBuildExtra(f"building emojax datasets needs the build extra ({', '.join(missing)} missing): "
+                                'pip install "emojax[build]"')
 
 
 def builder_class(name: str) -> type[EmojaxBuilder]:
@@ -590,7 +577,11 @@ def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = No
         temp_location=gs://B/tmp"``: the real corpora's files are then decoded and their MFCCs computed on the
         workers (which need emojax installed). The same data either way; on one machine the plain build is
         faster (BENCHMARKS.md).
+
+    Raises:
+      MissingBuildExtra: the ``build`` extra is not installed.
     """
+    require_build_extra()
     builder = builder_class(name)(data_dir=data_dir or default_data_dir(), file_format=file_format)
     config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     if beam_pipeline_options:
@@ -599,67 +590,3 @@ def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = No
         config.beam_options = beam.options.pipeline_options.PipelineOptions(
             flags=[f"--{option}" for option in beam_pipeline_options.split(",")])
     builder.download_and_prepare(download_config=config)
-
-
-def _records(info: tfds.core.DatasetInfo, split: str) -> Iterator[bytes]:
-    """The serialized examples of ``split``, in stored order, whatever the file format."""
-    file_format = info.file_format
-    paths = info.splits[split].filepaths
-    if file_format == tfds.core.FileFormat.ARRAY_RECORD:
-        from array_record.python import array_record_data_source
-
-        source = array_record_data_source.ArrayRecordDataSource([os.fspath(p) for p in paths])
-        for start in range(0, len(source), _CHUNK):  # bounded memory: a chunk of raw records at a time
-            yield from source.__getitems__(range(start, min(start + _CHUNK, len(source))))
-    elif file_format == tfds.core.FileFormat.TFRECORD:
-        import tensorflow as tf
-
-        yield from tf.data.TFRecordDataset([os.fspath(p) for p in paths]).as_numpy_iterator()
-    else:
-        raise ValueError(f"{info.data_dir}: file format {file_format} is not supported; rebuild with "
-                         "--file_format array_record")
-
-
-def load_split(name: str, split: str, data_dir: str | None = None,
-               keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, np.ndarray | list]:
-    """Reads a whole split into memory, in stored order (the same on every read of the same build).
-
-    Args:
-      name: one of ``BUILDERS``, e.g. ``"ravdess"``.
-      split: ``"train"``, ``"validation"`` or ``"test"``.
-      data_dir: where it was built; default ``default_data_dir()``.
-      keys: features to return (default all but ``"audio"``).
-
-    Returns:
-      ``{key: values}``: ``"mfcc"``, ``"pitch"`` and ``"audio"`` are lists of float32 ``(40, frames)`` /
-      float32 ``(2, frames)`` / int16 ``(samples,)`` arrays, ``"label"`` an int64 array, strings a
-      ``np.ndarray`` of ``str``; all empty for a split the build has no recording in.
-    """
-    path = _dataset_dir(name, data_dir)
-    if not is_prepared(name, data_dir):
-        raise FileNotFoundError(
-            f"{dataset_name(name)} is not built in {path.parent.parent}: run `tfds build datasets/{name} "
-            f"--manual_dir DIR --data_dir {path.parent.parent}` (or emojax.corpora.build({name!r}, ...))")
-    info = tfds.builder_from_directory(os.fspath(path)).info
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    spec = info.features
-    unknown = set(keys) - set(spec.keys())
-    if unknown:
-        raise ValueError(f"unknown feature(s) {sorted(unknown)}; {path} has {', '.join(spec.keys())}")
-    decoders = {key: tfds.decode.SkipDecoding() for key in spec.keys() if key not in keys}
-    columns: dict[str, list] = {key: [] for key in keys}
-    # A split the builder assigned no recording to (TESS's validation and test) is not written: it reads as empty.
-    for record in _records(info, split) if split in info.splits else ():
-        example = spec.deserialize_example_np(record, decoders=decoders)
-        for key in keys:
-            columns[key].append(example[key])
-    out: dict[str, np.ndarray | list] = {}
-    for key, values in columns.items():
-        if key == "label":
-            out[key] = np.asarray(values, np.int64)
-        elif key in ("mfcc", "pitch", "audio"):
-            out[key] = values
-        else:
-            out[key] = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
-    return out

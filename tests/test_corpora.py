@@ -1,5 +1,6 @@
-"""emojax.corpora: file-name parsers and layouts, discovery (zip), bad input, determinism, file formats, and
-builds from the real corpora (``corpora_dir``/``samples_dir``; skipped when absent).
+"""emojax.corpora and emojax.prepared: file-name parsers and layouts, discovery (zip), bad input, determinism, file
+formats, reading without the build extra, and builds from the real corpora (``corpora_dir``/``samples_dir``; skipped
+when absent).
 
 The core tests build from generated tones; the builder tests on each corpus's dummy data live in
 ``datasets/<name>/<name>_dataset_builder_test.py``.
@@ -22,12 +23,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from emojax import corpora, features, labels
+from emojax import corpora, features, labels, prepared
 from emojax.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 RAVDESS_DUMMY = REPO / "datasets" / "ravdess" / "dummy_data"
-ALL_KEYS = ("audio",) + corpora.DEFAULT_KEYS
+ALL_KEYS = ("audio",) + prepared.DEFAULT_KEYS
 
 
 def _tone(path: Path, seconds: float = 0.2, rate: int = 8000) -> Path:
@@ -43,11 +44,11 @@ def _builder(name: str) -> type[corpora.CorpusBuilder]:
 
 
 def _load_all(name: str, data_dir: Path, keys=ALL_KEYS) -> dict[str, dict]:
-    return {split: corpora.load_split(name, split, str(data_dir), keys) for split in corpora.SPLITS}
+    return {split: prepared.load_split(name, split, str(data_dir), keys) for split in prepared.SPLITS}
 
 
 def _metadata(name: str, data_dir: Path) -> dict:
-    path = data_dir / corpora.dataset_name(name) / str(corpora.VERSION) / "metadata.json"
+    path = prepared.dataset_dir(name, str(data_dir)) / "metadata.json"
     return json.loads(path.read_text())["build"]
 
 
@@ -169,7 +170,7 @@ def ravdess_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_build_twice_gives_identical_data(ravdess_build: Path, tmp_path: Path) -> None:
     corpora.build("ravdess", manual_dir=str(RAVDESS_DUMMY), data_dir=str(tmp_path))
     first, second = _load_all("ravdess", ravdess_build), _load_all("ravdess", tmp_path)
-    for split in corpora.SPLITS:
+    for split in prepared.SPLITS:
         for key in ALL_KEYS:
             a, b = first[split][key], second[split][key]
             if key in ("audio", "mfcc", "pitch"):
@@ -179,7 +180,7 @@ def test_build_twice_gives_identical_data(ravdess_build: Path, tmp_path: Path) -
 
 
 def test_mfcc_and_pitch_are_the_front_end_of_the_stored_audio(ravdess_build: Path) -> None:
-    data = corpora.load_split("ravdess", "train", str(ravdess_build), keys=("audio", "mfcc", "pitch"))
+    data = prepared.load_split("ravdess", "train", str(ravdess_build), keys=("audio", "mfcc", "pitch"))
     for audio, mfcc, pitch in zip(data["audio"], data["mfcc"], data["pitch"]):
         np.testing.assert_allclose(mfcc, features.clip_mfccs([audio])[0], rtol=1e-5, atol=1e-3)
         np.testing.assert_array_equal(pitch, features.clip_pitch([audio])[0])
@@ -194,7 +195,7 @@ def test_zip_archive_builds_like_its_folder(ravdess_build: Path, tmp_path: Path)
             archive.write(path, path.relative_to(RAVDESS_DUMMY).as_posix())
     corpora.build("ravdess", manual_dir=str(manual), data_dir=str(tmp_path / "data"))
     zipped, folder = _load_all("ravdess", tmp_path / "data"), _load_all("ravdess", ravdess_build)
-    for split in corpora.SPLITS:
+    for split in prepared.SPLITS:
         assert [f"Audio_Speech_Actors_01-24.zip/{f}" for f in folder[split]["file"]] == list(zipped[split]["file"])
         np.testing.assert_array_equal(zipped[split]["label"], folder[split]["label"])
         assert all(np.array_equal(x, y) for x, y in zip(zipped[split]["audio"], folder[split]["audio"]))
@@ -208,9 +209,9 @@ def test_tfds_cli_builds_tfrecord_on_beam_that_load_split_reads(ravdess_build: P
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "emojax_ravdess (on Apache Beam): found 4, built 4, skipped 0" in result.stdout
-    assert list((tmp_path / "emojax_ravdess" / str(corpora.VERSION)).glob("*.tfrecord-*"))
+    assert list(prepared.dataset_dir("ravdess", str(tmp_path)).glob("*.tfrecord-*"))
     tfrecord, array_record = _load_all("ravdess", tmp_path), _load_all("ravdess", ravdess_build)
-    for split in corpora.SPLITS:
+    for split in prepared.SPLITS:
         order = np.argsort(tfrecord[split]["file"]), np.argsort(array_record[split]["file"])
         np.testing.assert_array_equal(tfrecord[split]["file"][order[0]], array_record[split]["file"][order[1]])
         for a, b in zip(order[0], order[1]):
@@ -290,7 +291,7 @@ def test_beam_build_with_worker_processes_equals_the_plain_build(bad_manual_dir:
     plain_dir = bad_files_build[0]
     assert _metadata("ravdess", tmp_path) == _metadata("ravdess", plain_dir)
     beam, plain = _load_all("ravdess", tmp_path), _load_all("ravdess", plain_dir)
-    for split in corpora.SPLITS:
+    for split in prepared.SPLITS:
         for key in ALL_KEYS:
             a, b = beam[split][key], plain[split][key]
             if key in ("audio", "mfcc", "pitch"):
@@ -298,7 +299,7 @@ def test_beam_build_with_worker_processes_equals_the_plain_build(bad_manual_dir:
             else:
                 np.testing.assert_array_equal(a, b)
     # The workers' records are gone.
-    assert not list((tmp_path / "emojax_ravdess" / str(corpora.VERSION)).glob("*report*"))
+    assert not list(prepared.dataset_dir("ravdess", str(tmp_path)).glob("*report*"))
 
 
 def test_beam_build_fails_when_the_runner_loses_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,7 +314,7 @@ def test_beam_build_fails_when_the_runner_loses_examples(tmp_path: Path, monkeyp
     with pytest.raises(RuntimeError, match=r"(?s)built \{'train': 2, .* wrote \{'train': 1, .*lost examples"):
         corpora.build("ravdess", manual_dir=str(RAVDESS_DUMMY), data_dir=str(tmp_path),
                       beam_pipeline_options="runner=DirectRunner")
-    assert not corpora.is_prepared("ravdess", str(tmp_path))
+    assert not prepared.is_prepared("ravdess", str(tmp_path))
 
 
 def test_a_split_of_only_undecodable_files_fails_clearly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -340,25 +341,70 @@ def test_wrong_manual_dir_fails_before_decoding(tmp_path: Path) -> None:
     _tone(tmp_path / "manual" / "AudioData" / "DC" / "a01.wav")  # SAVEE given to the RAVDESS builder
     with pytest.raises(ValueError, match=r"(?s)no ravdess recordings.*1 audio file.*Audio_Speech_Actors_01-24"):
         corpora.build("ravdess", manual_dir=str(tmp_path / "manual"), data_dir=str(tmp_path / "data"))
-    assert not corpora.is_prepared("ravdess", str(tmp_path / "data"))
+    assert not prepared.is_prepared("ravdess", str(tmp_path / "data"))
 
 
 def test_load_split_errors_say_what_to_do(ravdess_build: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="tfds build datasets/savee"):
-        corpora.load_split("savee", "train", str(tmp_path))
+        prepared.load_split("savee", "train", str(tmp_path))
     with pytest.raises(ValueError, match="unknown split 'dev'"):
-        corpora.load_split("ravdess", "dev", str(ravdess_build))
+        prepared.load_split("ravdess", "dev", str(ravdess_build))
     with pytest.raises(ValueError, match="unknown feature"):
-        corpora.load_split("ravdess", "train", str(ravdess_build), keys=("mfcc", "energy"))
+        prepared.load_split("ravdess", "train", str(ravdess_build), keys=("mfcc", "energy"))
     with pytest.raises(ValueError, match="unknown emojax dataset 'iemocap'"):
-        corpora.load_split("iemocap", "train", str(ravdess_build))
+        prepared.load_split("iemocap", "train", str(ravdess_build))
 
 
 def test_default_data_dir_follows_tfds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TFDS_DATA_DIR", "/some/where")
-    assert corpora.default_data_dir() == "/some/where"
+    assert prepared.default_data_dir() == "/some/where"
     monkeypatch.delenv("TFDS_DATA_DIR")
-    assert corpora.default_data_dir() == os.path.expanduser("~/tensorflow_datasets")
+    assert prepared.default_data_dir() == os.path.expanduser("~/tensorflow_datasets")
+
+
+BUILD_EXTRA_PACKAGES = ("tensorflow", "apache_beam", "mlcroissant")
+
+
+def _python_without_build_extra(code: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Runs ``code`` where the build extra is not installed: a copy of this environment's packages (links) without
+    TensorFlow, Apache Beam and mlcroissant (tensorflow-datasets and tensorflow-metadata stay), and the checkout."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    for root in {Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()}:
+        for entry in root.iterdir():
+            kept = entry.name.startswith(("tensorflow_datasets", "tensorflow_metadata"))
+            if (kept or not entry.name.startswith(BUILD_EXTRA_PACKAGES)) and not (site / entry.name).exists():
+                (site / entry.name).symlink_to(entry)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}
+    return subprocess.run([sys.executable, "-S", "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_reading_needs_no_build_extra(ravdess_build: Path, tmp_path: Path) -> None:
+    """prepared reads an ArrayRecord build without TensorFlow, Apache Beam or mlcroissant installed."""
+    code = """import importlib.util, sys
+from emojax import prepared
+data = prepared.load_split("ravdess", "train", sys.argv[1])
+print(len(data["label"]), data["mfcc"][0].shape[0], [importlib.util.find_spec(m) for m in sys.argv[2:]])
+"""
+    result = _python_without_build_extra(code, str(ravdess_build), *BUILD_EXTRA_PACKAGES, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "2 40 [None, None, None]"
+
+
+def test_build_without_the_build_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    code = """import sys
+from emojax import corpora
+try:
+    corpora.build("synthetic_prosody", data_dir=sys.argv[1])
+except corpora.MissingBuildExtra as e:
+    print(e)
+"""
+    result = _python_without_build_extra(code, str(tmp_path / "data"), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == ("building emojax datasets needs the build extra (tensorflow, "
+                                              'apache_beam, mlcroissant missing): pip install "emojax[build]"')
+    assert not prepared.is_prepared("synthetic_prosody", str(tmp_path / "data"))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -372,7 +418,7 @@ EXPECTED_COUNTS = {"ravdess": 1440, "savee": 480, "crema_d": 7442, "tess": 2800}
 def test_full_corpora_parse_completely(corpora_dir: Path) -> None:
     """Every file of the four corpora is named as its parser expects: 12,162 recordings, calm exactly 192."""
     emotions = collections.Counter()
-    for name in corpora.CORPORA:
+    for name in prepared.CORPORA:
         report = corpora.BuildReport()
         plan = _builder(name).plan(corpora_dir / name, report)
         assert report.skipped == [] and report.found == EXPECTED_COUNTS[name], report.summary()
@@ -394,7 +440,7 @@ def corpora_subset(corpora_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     manual_root = tmp_path_factory.mktemp("subset_manual")
     data_dir = tmp_path_factory.mktemp("subset_data")
     chosen: dict[str, dict[str, list[str]]] = {}
-    for name in corpora.CORPORA:
+    for name in prepared.CORPORA:
         builder = _builder(name)
         plan = builder.plan(corpora_dir / name, corpora.BuildReport())
         chosen[name] = {split: [f.name for f, _ in items[:8]] for split, items in plan.items()}
@@ -411,7 +457,7 @@ def corpora_subset(corpora_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 def test_subset_build_of_the_real_corpora(corpora_subset: tuple[Path, dict], corpora_dir: Path) -> None:
     data_dir, chosen = corpora_subset
     maps = {"ravdess": labels.RAVDESS, "savee": labels.SAVEE, "crema_d": labels.CREMA_D, "tess": labels.TESS}
-    for name in corpora.CORPORA:
+    for name in prepared.CORPORA:
         data = _load_all(name, data_dir)
         for split, d in data.items():
             assert sorted(d["file"]) == sorted(chosen[name][split])
@@ -422,18 +468,18 @@ def test_subset_build_of_the_real_corpora(corpora_subset: tuple[Path, dict], cor
                 assert mfcc.shape[0] == 40 and np.isfinite(mfcc).all(), file
         held_out = set(data["validation"]["speaker"]) | set(data["test"]["speaker"])
         assert not set(data["train"]["speaker"]) & held_out
-        audio = corpora.load_split(name, "test" if chosen[name]["test"] else "train", str(data_dir),
-                                   keys=("audio", "file"))
+        audio = prepared.load_split(name, "test" if chosen[name]["test"] else "train", str(data_dir),
+                                    keys=("audio", "file"))
         for samples, file in zip(audio["audio"], audio["file"]):
             assert len(samples) == soundfile.info(str(corpora_dir / name / file)).frames, file
-    ravdess = corpora.load_split("ravdess", "train", str(data_dir))
+    ravdess = prepared.load_split("ravdess", "train", str(data_dir))
     assert all(g == ("male" if int(s[-2:]) % 2 else "female") for s, g in zip(ravdess["speaker"], ravdess["gender"]))
 
 
 @pytest.mark.corpora
 def test_samples_with_quirks_decode_and_build(samples_dir: Path, tmp_path: Path) -> None:
     """The untouched originals: AIFF inside .wav, 96 kHz, 24,414 Hz, stereo 48 kHz, CREMA-D split folders."""
-    for name in corpora.CORPORA:
+    for name in prepared.CORPORA:
         report = corpora.BuildReport()
         plan = _builder(name).plan(samples_dir / name, report)
         assert report.skipped == [] and report.found > 0, report.summary()
@@ -444,7 +490,7 @@ def test_samples_with_quirks_decode_and_build(samples_dir: Path, tmp_path: Path)
             assert abs(len(audio) - info.frames * features.SAMPLE_RATE / info.samplerate) <= 1, file.name
     corpora.build("tess", manual_dir=str(samples_dir / "tess"), data_dir=str(tmp_path))
     splits = [s for s, counts in _metadata("tess", tmp_path)["counts"].items() if counts]  # words: not every split
-    data = [corpora.load_split("tess", split, str(tmp_path), ("label", "original_label", "file")) for split in splits]
+    data = [prepared.load_split("tess", split, str(tmp_path), ("label", "original_label", "file")) for split in splits]
     files = {f: (EMOTIONS[l], o) for d in data for f, l, o in zip(d["file"], d["label"], d["original_label"])}
     assert files["TESS Toronto emotional speech set data/OAF_Pleasant_surprise/OAF_wag_ps.wav"] == ("surprise", "ps")
     assert files["TESS Toronto emotional speech set data/YAF_angry/YAF_germ_angry.wav"] == ("anger", "angry")
