@@ -2,20 +2,20 @@
 
 Each folder ``datasets/<corpus>/`` holds a ``Builder`` with only what is particular to its corpus: how a
 file name is parsed (``CorpusBuilder.parse``), which speakers go to which split (``SPLIT_SPEAKERS``), the download
-instructions, README and citation. Everything else lives here, once: discovery of the recordings under the
-manual dir (recursively, inside ``.zip`` archives too), decoding by content (``emojax.features.load_audio``:
-any container libsndfile reads, mono mixdown, resampling to 16 kHz), duplicate detection, skipping bad files
-with a warning that names them, the example features (the same in all builders), MFCCs in jitted, length-
-bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the dataset's
-``metadata.json``); each example also keeps its pitch rows (``emojax.features.clip_pitch``: log f0 and periodicity
-per MFCC frame). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real corpus's
-splits are built on Apache Beam: the workers decode batches of files and compute their MFCCs, and report what they
-built and skipped; the data and the summary are the same as without Beam.
+instructions, README and citation. Everything else lives here, once: planning a build from the recordings under the
+manual dir (found and decoded by ``emojax.recordings``, in any layout and inside ``.zip`` archives), duplicate
+detection, skipping bad files with a warning that names them, the example features (the same in all builders), MFCCs
+in jitted, length-bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the
+dataset's ``metadata.json``); each example also keeps its pitch rows (``emojax.features.clip_pitch``: log f0 and
+periodicity per MFCC frame). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real
+corpus's splits are built on Apache Beam: the workers decode batches of files and compute their MFCCs, and report
+what they built and skipped; the data and the summary are the same as without Beam.
 
 The builders are registered as ``emojax_<corpus>`` (``emojax.prepared.dataset_name``), so ``tfds build
-datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``, which ``emojax.prepared`` reads back. New
-builds are written as ArrayRecord unless ``--file_format`` says otherwise. Building needs the ``build`` extra
-(TensorFlow, Apache Beam, mlcroissant: ``pip install "emojax[build]"``); reading does not.
+datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``, which ``emojax.prepared`` reads back (the names
+both sides agree on, such as ``CORPORA`` and ``SPLITS``, are defined there). New builds are written as ArrayRecord
+unless ``--file_format`` says otherwise. Building needs the ``build`` extra (TensorFlow, Apache Beam, mlcroissant:
+``pip install "emojax[build]"``); reading does not.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import tempfile
-import zipfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -40,16 +37,13 @@ from absl import logging
 
 from emojax import features
 from emojax.labels import EMOTIONS
-from emojax.prepared import BUILDERS, SPLITS, STRING_FEATURES, VERSION, dataset_name, default_data_dir
-from emojax.prepared import CORPORA, DEFAULT_KEYS, is_prepared, load_split  # noqa: F401  (read as corpora.<name>)
+from emojax.prepared import SPLITS, STRING_FEATURES, VERSION, dataset_name, default_data_dir
+from emojax.recordings import CORRUPT_ZIP, AudioFile, find_audio_files, read_recording, skip_reason
 
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 """Where the builder folders live (the source tree; ``pip install -e .`` keeps it)."""
-AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff", ".aifc", ".mp3"})
-"""Files with these extensions are decoded (by content); other files are counted as ignored."""
 BUILD_EXTRA: tuple[str, ...] = ("tensorflow", "apache_beam", "mlcroissant")
 """What the ``build`` extra installs (``pip install "emojax[build]"``); ``build`` does not start without it."""
-_CORRUPT_ZIP = "corrupt zip archive"  # the skip reason of an unreadable archive or member
 _CHUNK = 1024  # clips decoded and sent to clip_mfccs at a time (fewer, fuller length buckets than 256)
 
 
@@ -91,21 +85,6 @@ class Recording:
     original_label: str
     intensity: str = ""
     text: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class AudioFile:
-    """One candidate recording found under the manual dir.
-
-    Attributes:
-      name: path relative to the manual dir (POSIX); for a zip member ``archive.zip/inner/path``.
-      path: the file on disk (the archive, for a zip member).
-      member: the member's name inside the archive, ``None`` for a plain file.
-    """
-
-    name: str
-    path: Path
-    member: str | None = None
 
 
 @dataclasses.dataclass
@@ -162,95 +141,6 @@ def _warn_skipped(file: str, reason: str, detail: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Discovery and decoding
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _hidden(parts: Iterable[str]) -> bool:
-    """macOS/metadata debris: dot-files (``._x.wav``, ``.DS_Store``) and ``__MACOSX`` folders."""
-    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
-
-
-def find_audio_files(root: Path) -> tuple[list[AudioFile], list[str], list[tuple[str, str]]]:
-    """All candidate recordings under ``root``, recursively and inside ``.zip`` archives, in sorted order.
-
-    Returns:
-      ``(files, ignored, corrupt)``: files with an audio extension (decoded later by content), the relative
-      names of the other files (documents, spreadsheets, dot-files), which are not recordings, and the
-      ``(name, reason)`` of each ``.zip`` archive that cannot be read.
-    """
-    files: list[AudioFile] = []
-    ignored: list[str] = []
-    corrupt: list[tuple[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for filename in sorted(filenames):
-            path = Path(dirpath) / filename
-            name = path.relative_to(root).as_posix()
-            if _hidden(PurePosixPath(name).parts):
-                ignored.append(name)
-            elif path.suffix.lower() == ".zip":
-                try:
-                    members, other = _zip_members(path, name)
-                except (zipfile.BadZipFile, OSError, EOFError) as e:
-                    corrupt.append((name, f"{path}: not a readable .zip archive ({e}); re-download it or "
-                                          "extract it yourself"))
-                    continue
-                files += members
-                ignored += other
-            elif path.suffix.lower() in AUDIO_EXTENSIONS:
-                files.append(AudioFile(name, path))
-            else:
-                ignored.append(name)
-    return sorted(files, key=lambda f: f.name), sorted(ignored), corrupt
-
-
-def _zip_members(path: Path, name: str) -> tuple[list[AudioFile], list[str]]:
-    """The audio members of archive ``path`` (relative name ``name``), and the names of its other members.
-
-    Raises:
-      zipfile.BadZipFile: ``path`` is not a zip archive (or its directory is damaged).
-    """
-    with zipfile.ZipFile(path) as archive:
-        members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
-    files, ignored = [], []
-    for member in members:
-        inner = PurePosixPath(member)
-        if _hidden(inner.parts) or inner.suffix.lower() not in AUDIO_EXTENSIONS:
-            ignored.append(f"{name}/{member}")
-        else:
-            files.append(AudioFile(f"{name}/{member}", path, member))
-    return files, ignored
-
-
-def read_recording(file: AudioFile) -> np.ndarray:
-    """Decodes one recording (by content) to ``(samples,)`` int16 mono at ``features.SAMPLE_RATE`` (16 kHz).
-
-    Zip members are extracted to a temporary folder first (removed after decoding).
-
-    Raises:
-      features.AudioFileError: the file is empty or not decodable audio (the message names it).
-    """
-    if file.member is None:
-        if file.path.stat().st_size == 0:
-            raise features.AudioFileError(f"{file.path}: the file is empty (0 bytes)")
-        y, _ = features.load_audio(file.path, features.SAMPLE_RATE)
-    else:
-        with zipfile.ZipFile(file.path) as archive, tempfile.TemporaryDirectory() as tmp:
-            if archive.getinfo(file.member).file_size == 0:
-                raise features.AudioFileError(f"{file.name}: the file is empty (0 bytes)")
-            try:
-                extracted = Path(archive.extract(file.member, tmp))
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-                raise features.AudioFileError(f"{file.name}: {_CORRUPT_ZIP} ({e}); re-download {file.path}") from e
-            try:
-                y, _ = features.load_audio(extracted, features.SAMPLE_RATE)
-            except features.AudioFileError as e:  # name the member, not the temporary copy
-                raise features.AudioFileError(str(e).replace(str(extracted), file.name)) from e
-    return features.to_int16(y)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Builders
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -276,14 +166,6 @@ def _clip(corpus: str, file: AudioFile, recording: Recording, audio: np.ndarray)
         "text": recording.text,
         "file": file.name,
     })
-
-
-def _skip_reason(error: features.AudioFileError) -> str:
-    """The build report's reason for a file ``read_recording`` rejected: empty, undecodable or corrupt zip."""
-    message = str(error)
-    if _CORRUPT_ZIP in message:
-        return _CORRUPT_ZIP
-    return "empty" if "empty" in message or "no audio samples" in message else "undecodable"
 
 
 def _with_mfccs(clips: Sequence[Clip]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -320,7 +202,7 @@ def _beam_batch_examples(batch: tuple[int, list[tuple[AudioFile, Recording]]], c
         try:
             clips.append(_clip(corpus, file, recording, read_recording(file)))
         except features.AudioFileError as e:
-            skipped.append((file.name, _skip_reason(e), str(e)))
+            skipped.append((file.name, skip_reason(e), str(e)))
             _warn_skipped(*skipped[-1])  # here: a split with nothing decoded stops the pipeline (TFDS's writer)
     yield from _with_mfccs(clips)
     yield beam.pvalue.TaggedOutput(_REPORT, (start, skipped, collections.Counter(c.emotion for c in clips)))
@@ -495,7 +377,7 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
                 f"file(s){broken} found, none named like a {cls.CORPUS} recording). Point --manual_dir at the "
                 f"corpus:\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
         for name, detail in corrupt:
-            report.skip(name, _CORRUPT_ZIP, detail)
+            report.skip(name, CORRUPT_ZIP, detail)
         for name, reason in misnamed:
             report.skip(name, "misnamed", reason)
         plan: dict[str, list[tuple[AudioFile, Recording]]] = {split: [] for split in SPLITS}
@@ -525,7 +407,7 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
                     try:
                         audio = future.result()
                     except features.AudioFileError as e:
-                        self.report.skip(file.name, _skip_reason(e), str(e))
+                        self.report.skip(file.name, skip_reason(e), str(e))
                         continue
                     decoded += 1
                     yield _clip(self.CORPUS, file, recording, audio)
@@ -568,7 +450,7 @@ def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = No
     """Builds dataset ``name`` (same result as ``tfds build datasets/<name> --manual_dir ...``).
 
     Args:
-      name: one of ``BUILDERS``.
+      name: one of ``emojax.prepared.BUILDERS``.
       manual_dir: the downloaded corpus (not needed for ``synthetic_prosody``).
       data_dir: where to write; default ``default_data_dir()``.
       file_format: ``"array_record"`` (default for new builds) or ``"tfrecord"``.

@@ -1,6 +1,6 @@
-"""emojax.corpora and emojax.prepared: file-name parsers and layouts, discovery (zip), bad input, determinism, file
-formats, reading without the build extra, and builds from the real corpora (``corpora_dir``/``samples_dir``; skipped
-when absent).
+"""emojax.corpora, emojax.recordings and emojax.prepared: file-name parsers and layouts, discovery (zip), bad input,
+determinism, file formats, reading without the build extra, and builds from the real corpora
+(``corpora_dir``/``samples_dir``; skipped when absent).
 
 The core tests build from generated tones; the builder tests on each corpus's dummy data live in
 ``datasets/<name>/<name>_dataset_builder_test.py``.
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from emojax import corpora, features, labels, prepared
+from emojax import corpora, features, labels, prepared, recordings
 from emojax.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,13 +131,13 @@ def test_find_audio_files_walks_folders_and_zips(tmp_path: Path) -> None:
         z.writestr("__MACOSX/inner/._z.wav", b"\0\1")
         z.writestr("inner/list.csv", "a,b")
     (tmp_path / "d.zip").write_bytes(b"PK\x03\x04 the first bytes of a download that stopped")
-    files, ignored, corrupt = corpora.find_audio_files(tmp_path)
+    files, ignored, corrupt = recordings.find_audio_files(tmp_path)
     assert [f.name for f in files] == ["a/y.OGG", "b/x.wav", "c.zip/inner/z.wav"]
     assert sorted(ignored) == ["a/.DS_Store", "a/README.txt", "c.zip/__MACOSX/inner/._z.wav", "c.zip/inner/list.csv"]
     assert [name for name, _ in corrupt] == ["d.zip"] and "not a readable .zip archive" in corrupt[0][1]
     member = files[2]
     assert member.member == "inner/z.wav" and member.path == tmp_path / "c.zip"
-    np.testing.assert_array_equal(corpora.read_recording(member), corpora.read_recording(files[1]))
+    np.testing.assert_array_equal(recordings.read_recording(member), recordings.read_recording(files[1]))
 
 
 def test_kaggle_tess_holds_the_corpus_twice_and_is_planned_once(tmp_path: Path,
@@ -485,7 +485,7 @@ def test_samples_with_quirks_decode_and_build(samples_dir: Path, tmp_path: Path)
         assert report.skipped == [] and report.found > 0, report.summary()
         for file, _ in (item for items in plan.values() for item in items):
             info = soundfile.info(str(file.path))
-            audio = corpora.read_recording(file)
+            audio = recordings.read_recording(file)
             assert audio.dtype == np.int16 and audio.ndim == 1
             assert abs(len(audio) - info.frames * features.SAMPLE_RATE / info.samplerate) <= 1, file.name
     corpora.build("tess", manual_dir=str(samples_dir / "tess"), data_dir=str(tmp_path))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import tensorflow_datasets as tfds
 
-from emojax import corpora, synthetic
+from emojax import corpora, prepared, synthetic
 
 
 class Builder(corpora.EmojaxBuilder):
@@ -16,7 +16,7 @@ class Builder(corpora.EmojaxBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         del dl_manager  # nothing to download: the audio is generated
-        return {split: self._generate_examples(split, self._clips(split)) for split in corpora.SPLITS}
+        return {split: self._generate_examples(split, self._clips(split)) for split in prepared.SPLITS}
 
     def _clips(self, split: str) -> Iterator[corpora.Clip]:
         for clip in synthetic.generate(split):

@@ -6,18 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emojax import corpora, synthetic
+from emojax import corpora, prepared, synthetic
 from emojax.labels import EMOTIONS
 
 
 def test_builds_from_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synthetic, "CLIPS_PER_SPEAKER_AND_EMOTION", 1)
-    assert not corpora.is_prepared("synthetic_prosody", str(tmp_path))
+    assert not prepared.is_prepared("synthetic_prosody", str(tmp_path))
     corpora.build("synthetic_prosody", data_dir=str(tmp_path))
-    assert corpora.is_prepared("synthetic_prosody", str(tmp_path))
-    keys = ("audio",) + corpora.DEFAULT_KEYS
+    assert prepared.is_prepared("synthetic_prosody", str(tmp_path))
+    keys = ("audio",) + prepared.DEFAULT_KEYS
     for split, numbers in synthetic.SPLIT_SPEAKERS.items():
-        data = corpora.load_split("synthetic_prosody", split, str(tmp_path), keys)
+        data = prepared.load_split("synthetic_prosody", split, str(tmp_path), keys)
         assert set(data["speaker"]) == {f"synthetic_prosody/{n:02d}" for n in numbers}
         assert collections.Counter(data["label"].tolist()) == {i: len(numbers) for i in range(len(EMOTIONS))}
         assert set(data["corpus"]) == {"synthetic_prosody"} and set(data["file"]) == {""}
