@@ -43,7 +43,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from emojax import input_pipeline, train
-from emojax.corpora import CORPORA
+from emojax.prepared import CORPORA
 
 REPO = Path(__file__).resolve().parents[1]
 

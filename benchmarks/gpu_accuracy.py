@@ -37,13 +37,14 @@ _MAX_ABS_DIFF = 0.05  # recomputed MFCCs (dB-scaled cepstra, std ~5-100) must ma
 
 def export(data_dir: str, manifest: Path) -> None:
     """Writes the manifest of the four prepared corpora in ``data_dir`` (see the module docstring)."""
-    from emojax import corpora  # reads TFDS: only here, not where the features are computed
+    from emojax import prepared  # reads TFDS: only here, not where the features are computed
 
     rows: dict[str, list] = {k: [] for k in (*_STRINGS, "label", "frames", "mean", "std")}
     samples = []
     for split in input_pipeline.SPLITS:
-        for name in corpora.CORPORA:
-            d = corpora.load_split(name, split, data_dir, keys=("mfcc", "label", "corpus", "file", "speaker", "gender"))
+        for name in prepared.CORPORA:
+            keys = ("mfcc", "label", "corpus", "file", "speaker", "gender")
+            d = prepared.load_split(name, split, data_dir, keys=keys)
             samples.append((len(rows["label"]), d["mfcc"][0]))
             rows["split"] += [split] * len(d["label"])
             for key in ("corpus", "path", "speaker", "gender", "label"):
@@ -55,11 +56,11 @@ def export(data_dir: str, manifest: Path) -> None:
     np.savez_compressed(manifest, data_dir=data_dir, **{k: np.asarray(v) for k, v in rows.items()},
                         sample_index=np.array([i for i, _ in samples]),
                         sample_mfcc=np.concatenate([m for _, m in samples], axis=1))
-    print(f"{manifest}: {len(rows['label'])} examples of {', '.join(corpora.CORPORA)} from {data_dir}")
+    print(f"{manifest}: {len(rows['label'])} examples of {', '.join(prepared.CORPORA)} from {data_dir}")
 
 
 def _read_pcm(path: str) -> np.ndarray:
-    """A file's samples at 16 kHz as int16, as ``corpora.read_recording`` stores them."""
+    """A file's samples at 16 kHz as int16, as ``recordings.read_recording`` stores them."""
     return features.to_int16(features.load_audio(path, features.SAMPLE_RATE)[0])
 
 

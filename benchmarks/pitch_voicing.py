@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import librosa
 import numpy as np
 
-from emojax import corpora, pitch
+from emojax import pitch, prepared
 from emojax.audio import SAMPLE_RATE
 
 FRAME, HOP = pitch.PITCH["frame_length"], 160
@@ -52,7 +52,7 @@ def main() -> None:
     columns: list[list[np.ndarray]] = [[] for _ in range(5)]
     names, counts = args.corpora.split(","), [int(n) for n in args.clips.split(",")]
     for name, count in zip(names, counts, strict=True):
-        for audio in corpora.load_split(name, "test", args.data_dir, keys=("audio",))["audio"][:count]:
+        for audio in prepared.load_split(name, "test", args.data_dir, keys=("audio",))["audio"][:count]:
             for column, values in zip(columns, frame_values(audio)):
                 column.append(values)
     f0, periodicity, loudness, pyin_f0, pyin_voiced = (np.concatenate(c) for c in columns)
