@@ -229,17 +229,18 @@ def sweep(batch: int = 64, repeats: int = 10) -> None:
     """Times ``mfcc`` at each value of the performance knobs of ``emojax.spectral`` (``_CHUNK_FRAMES`` etc.)."""
     import jax
 
-    from emojax import spectral
+    from emojax import filters, spectral
 
     y = jax.device_put(clips(batch)[0])
     knobs = {"_CHUNK_FRAMES": [128, 256, 512, 1024, 2048, 1 << 30], "_SEGMENT_COST": [0, 512, 2048, 4096, 8192, 32768],
              "_THREADS": sorted({1, spectral._THREADS})}
     print(f"load average before: {os.getloadavg()}")
     for name, values in knobs.items():
-        default = getattr(spectral, name)
+        owner = filters if name == "_SEGMENT_COST" else spectral
+        default = getattr(owner, name)
         for value in values:
-            setattr(spectral, name, value)
-            spectral._mel_filterbank.cache_clear()  # blocks depend on _SEGMENT_COST
+            setattr(owner, name, value)
+            filters._mel_filterbank.cache_clear()  # blocks depend on _SEGMENT_COST
             jax.clear_caches()
             f = functools.partial(spectral.mfcc, sr=SR)
             f(y).block_until_ready()
@@ -250,7 +251,7 @@ def sweep(batch: int = 64, repeats: int = 10) -> None:
                 times.append(time.perf_counter() - t0)
             print(f"{name} = {value}: {1e3 * min(times) / batch:.3f} ms/clip (best of {repeats}), "
                   f"median {1e3 * float(np.median(times)) / batch:.3f}")
-        setattr(spectral, name, default)
+        setattr(owner, name, default)
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -32,9 +32,9 @@ import scipy.signal
 
 from emojax.audio import (FRAME_HOP, INT16_SCALE, MFCC_SAMPLE_RATE, SAMPLE_RATE, AudioFileError, _as_clip,
                           _front_end_frames, _rate_ratio, load_audio, resample, to_int16, to_mono)
+from emojax.filters import _check_positive_int, _dct_matrix, _mel_setup, _window, mel_filterbank
 from emojax.pitch import PITCH, PITCH_FLOOR_DB, PITCH_ROWS, PITCH_VOICING, clip_pitch, yin
-from emojax.spectral import (_POOL, _check_positive_int, _dct_matrix, _mel_path, _mel_setup, _window, delta,
-                             mel_filterbank, melspectrogram, mfcc, power_to_db, stft)
+from emojax.spectral import _POOL, _mel_path, delta, melspectrogram, mfcc, power_to_db, stft
 
 __all__ = [
     # The front end; its time grid (MFCC_SAMPLE_RATE, FRAME_HOP) is defined in emojax.audio.

@@ -19,7 +19,8 @@ import numpy as np
 import scipy.signal
 
 from emojax.audio import FRAME_HOP, MFCC_SAMPLE_RATE, SAMPLE_RATE, _as_clip, _front_end_frames, _rate_ratio, resample
-from emojax.spectral import _PAD_MODES, _POOL, _check_positive_int, _check_signal, _frames
+from emojax.filters import _check_positive_int
+from emojax.spectral import _PAD_MODES, _POOL, _check_signal, _frames
 
 __all__ = ["PITCH", "PITCH_VOICING", "PITCH_ROWS", "PITCH_FLOOR_DB", "yin", "clip_pitch"]
 

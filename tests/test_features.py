@@ -12,7 +12,7 @@ import pytest
 import scipy.signal
 import soundfile
 
-from emojax import features, spectral
+from emojax import features, filters
 
 # The three parameter sets of the parity contract (librosa keyword names).
 PARAMS = {
@@ -121,7 +121,7 @@ def test_constants_are_built_once_per_parameter_set() -> None:
     y = _generated(8000, 0.5)[0]
     kw = dict(sr=8000, n_fft=256, n_mels=24, n_mfcc=12, fmax=3999.0)
     features.mfcc(y, **kw)
-    caches = (spectral._mel_filterbank, spectral._dct_matrix, spectral._window)
+    caches = (filters._mel_filterbank, filters._dct_matrix, filters._window)
     misses = [c.cache_info().misses for c in caches]
     features.mfcc(y, **kw)
     features.mfcc(y * 0.5, **kw)
