@@ -8,8 +8,8 @@ detection, skipping bad files with a warning that names them, the example featur
 in jitted, length-bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the
 dataset's ``metadata.json``); each example also keeps its pitch rows (``emojax.features.clip_pitch``: log f0 and
 periodicity per MFCC frame). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real
-corpus's splits are built on Apache Beam: the workers decode batches of files and compute their MFCCs, and report
-what they built and skipped; the data and the summary are the same as without Beam.
+corpus's splits are built on Apache Beam (``emojax.beam``): the workers decode batches of files and compute their
+MFCCs, and report what they built and skipped; the data and the summary are the same as without Beam.
 
 The builders are registered as ``emojax_<corpus>`` (``emojax.prepared.dataset_name``), so ``tfds build
 datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``, which ``emojax.prepared`` reads back (the names
@@ -176,64 +176,6 @@ def _with_mfccs(clips: Sequence[Clip]) -> Iterator[tuple[str, dict[str, Any]]]:
         yield clip.key, {"audio": clip.audio, "mfcc": mfcc, "pitch": pitch, "label": clip.emotion, **clip.strings}
 
 
-# On Beam (``tfds build --beam_pipeline_options=...``) each split is a pipeline of batches of planned files; the
-# workers decode them and compute their MFCCs, and report what they built and skipped through a side output.
-_BEAM_BATCH = 64  # planned files per Beam element: whole MFCC batches of 32 (clip_mfccs), many elements per split
-_REPORT = "report"  # tag of the workers' report records
-
-
-def _beam_batch_examples(batch: tuple[int, list[tuple[AudioFile, Recording]]], corpus: str) -> Iterator[Any]:
-    """Beam worker step: decodes one batch of a split's planned files and adds their MFCCs.
-
-    Args:
-      batch: ``(start, items)``, the batch's position in the split and its ``(file, recording)`` pairs.
-      corpus: the builder's ``CORPUS``.
-
-    Yields:
-      ``(key, example)`` for each decoded file, then ``TaggedOutput(_REPORT, (start, skipped, counts))``: the
-      batch's ``(file, reason, detail)`` skips and its examples per emotion.
-    """
-    import apache_beam as beam
-
-    start, items = batch
-    clips: list[Clip] = []
-    skipped: list[tuple[str, str, str]] = []
-    for file, recording in items:
-        try:
-            clips.append(_clip(corpus, file, recording, read_recording(file)))
-        except features.AudioFileError as e:
-            skipped.append((file.name, skip_reason(e), str(e)))
-            _warn_skipped(*skipped[-1])  # here: a split with nothing decoded stops the pipeline (TFDS's writer)
-    yield from _with_mfccs(clips)
-    yield beam.pvalue.TaggedOutput(_REPORT, (start, skipped, collections.Counter(c.emotion for c in clips)))
-
-
-def _save_report(records: list[tuple[int, list, dict[str, int]]], path: str) -> None:
-    """Writes a split's report records (all batches) to ``path``, as JSON, for the builder to read back."""
-    tfds.core.Path(path).write_text(json.dumps(records))
-
-
-def _beam_split(items: Sequence[tuple[AudioFile, Recording]], corpus: str, report_path: str) -> Any:
-    """The ``beam.PTransform`` (pipeline root → ``(key, example)``) of one split, ``items`` its planned files.
-
-    Each element is a batch of ``_BEAM_BATCH`` files, spread over the workers (``Reshuffle``), which decode them and
-    compute their MFCCs (``_beam_batch_examples``); the report records go to ``report_path``.
-    """
-    import apache_beam as beam
-
-    @beam.ptransform_fn
-    def examples(root: beam.pvalue.PBegin) -> beam.PCollection:
-        batches = [(start, list(items[start : start + _BEAM_BATCH])) for start in range(0, len(items), _BEAM_BATCH)]
-        out = (root
-               | "Batches" >> beam.Create(batches)
-               | "Spread" >> beam.Reshuffle()
-               | "DecodeAndMfcc" >> beam.FlatMap(_beam_batch_examples, corpus).with_outputs(_REPORT, main="examples"))
-        _ = out[_REPORT] | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(_save_report, report_path)
-        return out.examples
-
-    return examples()
-
-
 class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of every emojax builder: features, file format, MFCCs in batches, the build summary.
 
@@ -336,6 +278,8 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
                                 self.name, split, root)
         planned = {split: items for split, items in plan.items() if items}
         if self._on_beam:
+            from emojax.beam import _beam_split  # emojax.beam imports this module: imported here, for Beam builds
+
             self._beam_reports = {split: self.data_path / f"{split}-build-report.json" for split in planned}
             return {split: _beam_split(items, self.CORPUS, os.fspath(self._beam_reports[split]))
                     for split, items in planned.items()}

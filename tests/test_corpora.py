@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from emojax import corpora, features, labels, prepared, recordings
+from emojax import beam, corpora, features, labels, prepared, recordings
 from emojax.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,13 +304,13 @@ def test_beam_build_with_worker_processes_equals_the_plain_build(bad_manual_dir:
 
 def test_beam_build_fails_when_the_runner_loses_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Examples the workers built but the runner did not write fail the build instead of going missing."""
-    worker_step = corpora._beam_batch_examples
+    worker_step = beam._beam_batch_examples
 
     def lossy(batch: tuple, corpus: str) -> list:  # a runner that drops an example of batches of 2 or more
         outputs = list(worker_step(batch, corpus))  # the examples, then the report record
         return outputs[1:] if len(outputs) > 2 else outputs
 
-    monkeypatch.setattr(corpora, "_beam_batch_examples", lossy)
+    monkeypatch.setattr(beam, "_beam_batch_examples", lossy)
     with pytest.raises(RuntimeError, match=r"(?s)built \{'train': 2, .* wrote \{'train': 1, .*lost examples"):
         corpora.build("ravdess", manual_dir=str(RAVDESS_DUMMY), data_dir=str(tmp_path),
                       beam_pipeline_options="runner=DirectRunner")
