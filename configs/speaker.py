@@ -1,10 +1,8 @@
-"""Protocol 2 (speaker-independent), our best recipe for it: ``configs/default.py`` on the builders'
-speaker-disjoint train/validation/test splits of the four corpora, with the loss weighted per class by
-n / (k * count) from the training labels (calm has 192 clips, the other classes 652-1,923), and 30 epochs
-(cosine schedule over 30) so that a run fits in ~30 minutes on a 2-core CPU.
-
-Run: ``python train.py --workdir runs/speaker --config configs/speaker.py``. What it scored is in BENCHMARKS.md
-("Accuracy"); ``benchmarks/accuracy.py`` runs it as ``default-speaker-balanced``.
+"""Protocol 2 (speaker-independent): ``configs/default.py`` on the builders' speaker-disjoint train/validation/test
+splits, with the loss weighted per class by n / (k * count) from the training labels (calm, which only RAVDESS
+has, is by far the rarest class), 30 epochs (the cosine schedule over 30) and no SpecAugment, which scored lower on
+validation here (BENCHMARKS.md, "What we tried").
+Run: ``python train.py --workdir runs/speaker --config configs/speaker.py``.
 """
 
 import ml_collections
@@ -17,8 +15,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.protocol = "speaker"
     config.class_weighting = "balanced"
     config.epochs = 30
-    # No SpecAugment: with configs/default.py's masks validation UA was lower here (67.8 against 68.2 over 3 seeds;
-    # BENCHMARKS.md, session 13).
-    config.freq_masks = config.time_masks = 0
-    config.max_freq_width = config.max_time_width = 0
+    config.freq_masks = config.max_freq_width = config.time_masks = config.max_time_width = 0
     return config
