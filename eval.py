@@ -7,7 +7,7 @@
 Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the data it was trained on, and
 writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png (or into ``--out``). Several ``--workdir`` flags
 make an ensemble: each clip's class probabilities are the mean of the runs' (which must share the protocol, split
-and window settings, ``emojax.train.ENSEMBLE_FIXED``); both modes take one. Prediction mode prints one line per file
+and window settings, ``emojax.checkpoints.ENSEMBLE_FIXED``); both modes take one. Prediction mode prints one line per file
 (``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; each file that cannot be
 read (missing, empty, truncated, not audio) gets one line ``error: FILE: reason`` on stderr, the other files are
 still predicted, and the exit status is 1 when any file failed. A file with at least one sample is predicted.
@@ -89,9 +89,9 @@ def predict(workdirs: list[str], files: list[str], as_json: bool, one_speaker: b
 
 def evaluate(workdirs: list[str], split: str, out: Path) -> int:
     """Prints the metrics JSON as the last stdout line and writes ``out``."""
-    from emojax import metrics, train
+    from emojax import evaluate, metrics
 
-    result = train.evaluate_checkpoint(workdirs, split, FLAGS.checkpoint)
+    result = evaluate.evaluate_checkpoint(workdirs, split, FLAGS.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if split == "test" else f"_{split}"
     (out / f"metrics{suffix}.json").write_text(json.dumps(result, indent=1))
@@ -109,7 +109,7 @@ def evaluate(workdirs: list[str], split: str, out: Path) -> int:
 
 def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
-    from emojax import train
+    from emojax.checkpoints import TrainingError
 
     if FLAGS.audio is None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; audio files go after --audio")
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
         if FLAGS.audio is not None:
             return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json, FLAGS.one_speaker)
         return evaluate(FLAGS.workdir, FLAGS.split, Path(FLAGS.out or Path(FLAGS.workdir[0]) / "eval"))
-    except (FileNotFoundError, train.TrainingError) as e:  # no checkpoint, or none readable
+    except (FileNotFoundError, TrainingError) as e:  # no checkpoint, or none readable, or unusable
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
 

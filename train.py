@@ -83,13 +83,13 @@ def main(argv: list[str]) -> int:
 def _train() -> int:
     """Trains the chosen config in --workdir; returns the exit status."""
     import jax
-    from emojax import corpora, train
+    from emojax import prepared, train
 
     config = FLAGS.config
     if config is None:
-        missing = [name for name in corpora.CORPORA if not corpora.is_prepared(name)]
+        missing = [name for name in prepared.CORPORA if not prepared.is_prepared(name)]
         if missing and jax.process_index() == 0:
-            print(f"The corpora {', '.join(missing)} are not prepared in {corpora.default_data_dir()}, so this run "
+            print(f"The corpora {', '.join(missing)} are not prepared in {prepared.default_data_dir()}, so this run "
                   "trains the embedded synthetic demo (configs/demo.py).\nTo train on real speech, prepare each "
                   "corpus once, e.g. `tfds build datasets/ravdess --manual_dir /path/to/ravdess` (likewise "
                   "savee, crema_d, tess), then run train.py again.", flush=True)

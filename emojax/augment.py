@@ -1,7 +1,9 @@
-"""On-device augmentation of normalised MFCC windows (pure ``jax.numpy``, jit-safe, per example).
+"""On-device augmentation of normalised input windows (pure ``jax.numpy``, jit-safe, per example).
 
-All functions take a PRNG key and a batch ``x`` (B, n_mfcc, frames) float and return a new batch; the
-trainer derives their keys from (seed, epoch, step), so augmentation is deterministic.
+Every function takes a PRNG key and a batch of inputs ``{name: (B, R, frames)}`` (``input_pipeline.Inputs``: the
+MFCC rows and, with pitch, the pitch rows of the same frames) and returns a new batch in which every input of an
+example is transformed alike (the same crop, the same masked frames); the trainer derives the keys from (seed,
+epoch, step), so augmentation is deterministic.
 """
 
 from __future__ import annotations
@@ -9,17 +11,24 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+Batch = dict[str, jnp.ndarray]
 
-def random_crop(key: jax.Array, x: jnp.ndarray, frames: int) -> jnp.ndarray:
-    """Crop each example to ``frames`` frames at a uniformly random start.
 
-    x: (B, H, W) with W >= frames -> (B, H, frames).
+def random_crop(key: jax.Array, x: Batch, frames: int) -> Batch:
+    """Crop every input of each example to the same ``frames`` frames at a uniformly random start.
+
+    x: ``{name: (B, R, W)}`` with W >= frames -> ``{name: (B, R, frames)}``.
     """
-    batch, height, width = x.shape
+    batch, width = next(iter(x.values())).shape[::2]
     if width < frames:
         raise ValueError(f"cannot crop {frames} frames out of windows of {width}")
     starts = jax.random.randint(key, (batch,), 0, width - frames + 1)
-    return jax.vmap(lambda row, start: jax.lax.dynamic_slice(row, (0, start), (height, frames)))(x, starts)
+
+    def crop(rows: jnp.ndarray) -> jnp.ndarray:
+        return jax.vmap(lambda row, start: jax.lax.dynamic_slice(row, (0, start), (row.shape[0], frames)))(
+            rows, starts)
+
+    return {name: crop(rows) for name, rows in x.items()}
 
 
 def _masks(key: jax.Array, batch: int, size: int, count: int, max_width: int) -> jnp.ndarray:
@@ -31,33 +40,21 @@ def _masks(key: jax.Array, batch: int, size: int, count: int, max_width: int) ->
     return ((positions >= starts) & (positions < starts + widths)).any(axis=1)
 
 
-def spec_augment(key: jax.Array, x: jnp.ndarray, *, freq_masks: int, max_freq_width: int, time_masks: int,
-                 max_time_width: int, freq_rows: int | None = None) -> jnp.ndarray:
-    """SpecAugment-style masking (Park et al. 2019) of MFCC windows: masked values become 0 (the mean).
+def spec_augment(key: jax.Array, x: Batch, *, freq_masks: int, max_freq_width: int, time_masks: int,
+                 max_time_width: int) -> Batch:
+    """SpecAugment-style masking (Park et al. 2019) of input windows: masked values become 0 (the mean).
 
-    x: (B, H, W) -> (B, H, W) with, per example, ``freq_masks`` bands of up to ``max_freq_width``
-    coefficients (among the first ``freq_rows`` rows, default all H; rows below them, such as pitch rows, are
-    only masked in time) and ``time_masks`` bands of up to ``max_time_width`` frames set to zero.
+    x: ``{"mfcc": (B, H, W), ...}`` -> the same shapes with, per example, ``freq_masks`` bands of up to
+    ``max_freq_width`` MFCC coefficients and ``time_masks`` bands of up to ``max_time_width`` frames set to zero;
+    the masked frames are masked in every input (other inputs, such as the pitch rows, are masked in time only).
     """
-    batch, height, width = x.shape
+    batch, height, width = x["mfcc"].shape
     freq_key, time_key = jax.random.split(key)
-    masked = jnp.zeros((batch, height, width), bool)
-    if freq_masks:
-        rows = height if freq_rows is None else freq_rows
-        band = _masks(freq_key, batch, rows, freq_masks, max_freq_width)
-        masked |= jnp.pad(band, ((0, 0), (0, height - rows)))[:, :, None]
+    in_time = jnp.zeros((batch, 1, width), bool)
     if time_masks:
-        masked |= _masks(time_key, batch, width, time_masks, max_time_width)[:, None, :]
-    return jnp.where(masked, jnp.zeros((), x.dtype), x)
-
-
-def mixup(key: jax.Array, x: jnp.ndarray, targets: jnp.ndarray, alpha: float) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Mixup (Zhang et al. 2018): each example is blended with the next one in the (randomly ordered) batch.
-
-    x: (B, H, W), targets: (B, C) probabilities -> both blended with a weight ``lam ~ Beta(alpha, alpha)``
-    per example, ``lam * own + (1 - lam) * next``.
-    """
-    lam = jax.random.beta(key, alpha, alpha, (x.shape[0],))
-    mixed_x = lam[:, None, None] * x + (1 - lam[:, None, None]) * jnp.roll(x, 1, axis=0)
-    mixed_t = lam[:, None] * targets + (1 - lam[:, None]) * jnp.roll(targets, 1, axis=0)
-    return mixed_x.astype(x.dtype), mixed_t
+        in_time = _masks(time_key, batch, width, time_masks, max_time_width)[:, None, :]
+    in_freq = jnp.zeros((batch, height, 1), bool)
+    if freq_masks:
+        in_freq = _masks(freq_key, batch, height, freq_masks, max_freq_width)[:, :, None]
+    return {name: jnp.where((in_freq | in_time) if name == "mfcc" else in_time, jnp.zeros((), rows.dtype), rows)
+            for name, rows in x.items()}

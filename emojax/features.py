@@ -14,8 +14,8 @@ one per core at a time (threads); each clip is zeroed beyond its own resampled l
 taken over its own frames, so every result equals ``mfcc`` of the resampled clip alone. ``clip_pitch``
 (``emojax.pitch``) gives the same frames their pitch rows.
 
-This module also re-exports the public names of ``emojax.audio`` (loading and conversion), ``emojax.spectral``
-(librosa-style ``stft`` ... ``mfcc``, ``delta``) and ``emojax.pitch`` (``yin``, ``clip_pitch``), so that
+This module also re-exports the public names of ``emojax.audio`` (loading and conversion), ``emojax.filters``
+(``mel_filterbank``), ``emojax.spectral`` (librosa-style ``stft`` ... ``mfcc``, ``delta``) and ``emojax.pitch`` (``yin``, ``clip_pitch``), so that
 ``from emojax import features`` reaches the whole front end.
 """
 
@@ -39,7 +39,7 @@ from emojax.spectral import _POOL, _mel_path, delta, melspectrogram, mfcc, power
 __all__ = [
     # The front end; its time grid (MFCC_SAMPLE_RATE, FRAME_HOP) is defined in emojax.audio.
     "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "clip_mfccs",
-    # Re-exported from emojax.audio, emojax.spectral and emojax.pitch.
+    # Re-exported from emojax.audio, emojax.filters, emojax.spectral and emojax.pitch.
     "SAMPLE_RATE", "INT16_SCALE", "AudioFileError", "load_audio", "to_mono", "resample", "to_int16",
     "stft", "mel_filterbank", "melspectrogram", "power_to_db", "mfcc", "delta",
     "PITCH", "PITCH_VOICING", "PITCH_ROWS", "PITCH_FLOOR_DB", "yin", "clip_pitch",

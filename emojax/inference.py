@@ -26,17 +26,18 @@ from several of that speaker's recordings (``Predictor.speaker_statistics``) and
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 import numpy as np
-import scipy.signal
 
-from emojax import features, input_pipeline, models, train
+from emojax import checkpoints, features, input_pipeline
+from emojax.audio import resample, to_mono
+from emojax.evaluate import Member, ensemble_probabilities
 from emojax.labels import EMOTIONS
+from emojax.state import make_mesh
 
 CHUNK_WINDOWS = 32  # windows whose MFCCs are computed and classified at once
 _HOP = features.FRONT_END["hop_length"]
@@ -69,6 +70,11 @@ class Prediction:
         return dataclasses.asdict(self)
 
 
+def _mono_16k(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Audio (samples,) or (samples, channels), int PCM or float, any rate -> (samples,) float32 at 16 kHz."""
+    return resample(to_mono(np.asarray(y)), int(sample_rate), features.SAMPLE_RATE)
+
+
 def _distribution(probs: np.ndarray) -> tuple[str, dict[str, float]]:
     probs = np.asarray(probs, np.float64)
     probs = probs / probs.sum()
@@ -78,19 +84,18 @@ def _distribution(probs: np.ndarray) -> tuple[str, dict[str, float]]:
 class Predictor:
     """A trained model, or an ensemble of several, with the normalisation and window settings of each.
 
-    An ensemble's members share their raw windows (``train.ENSEMBLE_FIXED``: the window settings of
-    ``config``, the first member's) and each normalises them with its own statistics; a window's probabilities
-    are the mean of the members'.
+    An ensemble's members share their raw windows (``checkpoints.ENSEMBLE_FIXED``: the window settings of
+    ``config``, the first member's) and each normalises them with its own statistics (which also pick the inputs it
+    reads); a window's probabilities are the mean of the members'.
     """
 
-    def __init__(self, members: Sequence[tuple[ml_collections.ConfigDict, dict, input_pipeline.Normalization]]):
-        """``members``: (config, variables, normalization) of each model (``train.eval_variables`` of its state)."""
-        mesh = train.make_mesh()
+    def __init__(self, members: Sequence[tuple[ml_collections.ConfigDict, Any, input_pipeline.Normalization]]):
+        """``members``: (config, state, normalization) of each model, as ``checkpoints.restore`` gives them."""
+        mesh = make_mesh()
         self.config = members[0][0]
-        self._members = [(train.Trainer(config, models.create_model(config), mesh), variables, normalization,
-                          (config.get("speaker_normalization", "none"), config.get("pitch", False)))
-                         for config, variables, normalization in members]
-        self._pitch = any(config.get("pitch", False) for config, _, _ in members)  # clips need their pitch rows
+        self._members = [Member.restored(config, state, normalization, mesh, CHUNK_WINDOWS)
+                         for config, state, normalization in members]
+        self._pitch = any(config.pitch for config, _, _ in members)  # clips need their pitch rows
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, which: str = "best") -> Predictor:
@@ -99,74 +104,54 @@ class Predictor:
 
     @classmethod
     def from_workdirs(cls, workdirs: Sequence[str | Path], which: str = "best") -> Predictor:
-        """An ensemble of the ``which`` checkpoints of several workdirs (``train.restore_ensemble``)."""
-        return cls([(config, train.eval_variables(state), normalization)
-                    for config, state, normalization, _ in train.restore_ensemble(workdirs, which)])
+        """An ensemble of the ``which`` checkpoints of several workdirs (``checkpoints.restore_ensemble``)."""
+        return cls([(config, state, normalization)
+                    for config, state, normalization, _ in checkpoints.restore_ensemble(workdirs, which)])
 
     @property
     def speaker_normalization(self) -> str:
         """The speaker normalisation a member was trained with (``config.speaker_normalization``), ``"none"`` if
         none was; a model with one predicts only with its speaker's statistics (``speaker_statistics``)."""
-        kinds = [kind for *_, (kind, _) in self._members if kind != "none"]
+        kinds = [m.speaker_normalization for m in self._members if m.speaker_normalization != "none"]
         return kinds[0] if kinds else "none"
 
-    def _classify(self, mfccs: Sequence[np.ndarray], offsets: Sequence[int],
-                  speaker: input_pipeline.SpeakerStatistics | None) -> np.ndarray:
-        """Full MFCCs (40, T_i) (with their pitch rows, (42, T_i), when a member reads them) of M clips -> (M * K, C)
-        probabilities of their windows at ``offsets`` (K of them; clip after clip), the mean over the members, each
-        with its own speaker and window normalisation."""
+    def _classify(self, clips: Sequence[input_pipeline.Inputs], offsets: Sequence[int],
+                  speaker: input_pipeline.Statistics | None) -> np.ndarray:
+        """Full-clip rows of M clips (``{"mfcc": (40, T_i)}``, with ``"pitch": (2, T_i)`` when a member reads pitch)
+        -> (M * K, C) probabilities of their windows at ``offsets`` (K of them; clip after clip), the mean over the
+        members, each with its own speaker and window normalisation."""
         c = self.config
-        utterance = c.get("utterance_normalization", "none")
-        windows: dict[tuple[str, bool], np.ndarray] = {}  # (speaker normalisation, pitch) -> raw windows
-        probs = []
-        for trainer, variables, normalization, (kind, pitch) in self._members:
-            if (kind, pitch) not in windows:
-                windows[kind, pitch] = np.concatenate([input_pipeline.crop_windows(
-                    input_pipeline.normalize_by_speaker(mfcc, speaker, kind), offsets, c.window_frames, c.n_mfcc,
-                    utterance, pitch) for mfcc in mfccs])
-            probs.append(trainer.predict(variables, normalization(windows[kind, pitch]), batch_size=CHUNK_WINDOWS))
-        return np.mean(probs, axis=0)
 
-    @staticmethod
-    def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Audio (samples,) or (samples, channels), int PCM or float, any rate -> (samples,) float32 at
-        ``features.SAMPLE_RATE``."""
-        audio = np.asarray(audio)
-        if np.issubdtype(audio.dtype, np.integer):
-            audio = audio.astype(np.float32) / np.float32(-np.iinfo(audio.dtype).min)
-        audio = audio.astype(np.float32, copy=False)
-        if audio.ndim == 2:
-            audio = audio.mean(axis=1)
-        if audio.ndim != 1 or audio.size == 0:
-            raise ValueError(f"audio must be non-empty (samples,) or (samples, channels), got shape {audio.shape}")
-        rate = features.SAMPLE_RATE
-        if sample_rate != rate:
-            g = math.gcd(int(sample_rate), rate)
-            audio = scipy.signal.resample_poly(audio, rate // g, int(sample_rate) // g).astype(np.float32)
-        return audio
+        def windows(kind: str) -> input_pipeline.Inputs:  # {name: (M * K, 1, R, frames)}: one window per "clip"
+            per_clip = [input_pipeline.clip_windows(input_pipeline.normalize_by_speaker(clip, speaker, kind),
+                                                    offsets, c.window_frames, c.n_mfcc, c.utterance_normalization)
+                        for clip in clips]
+            return {name: np.concatenate([w[name] for w in per_clip])[:, None] for name in per_clip[0]}
 
-    def _rows(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-        """``features.clip_mfccs`` of 16 kHz ``clips``, with their ``clip_pitch`` rows when a member reads them."""
+        return ensemble_probabilities(self._members, windows)
+
+    def _rows(self, clips: list[np.ndarray]) -> list[input_pipeline.Inputs]:
+        """The full-clip rows of 16 kHz ``clips``: ``features.clip_mfccs``, with ``clip_pitch`` when a member reads
+        pitch."""
         mfccs = features.clip_mfccs(clips, features.SAMPLE_RATE)
         if not self._pitch:
-            return mfccs
-        pitches = features.clip_pitch(clips, features.SAMPLE_RATE)
-        return [input_pipeline.with_pitch(m, p) for m, p in zip(mfccs, pitches)]
+            return [{"mfcc": m} for m in mfccs]
+        return [{"mfcc": m, "pitch": p} for m, p in zip(mfccs, features.clip_pitch(clips, features.SAMPLE_RATE))]
 
-    def _pieces(self, audio: np.ndarray) -> Iterator[tuple[list[np.ndarray], np.ndarray, list[tuple[float, float]]]]:
-        """The MFCCs a recording's prediction sees (module docstring), from 16 kHz mono ``audio``: (full MFCCs
-        (40, T_i), with their pitch rows (42, T_i) when a member reads them; window offsets into each; the windows'
-        (start, end) seconds), once for a clip, chunk after chunk of ``CHUNK_WINDOWS`` windows for a longer
-        recording."""
+    def _pieces(self, audio: np.ndarray
+                ) -> Iterator[tuple[list[input_pipeline.Inputs], np.ndarray, list[tuple[float, float]]]]:
+        """The rows a recording's prediction sees (module docstring), from 16 kHz mono ``audio``: (full-clip rows
+        (``_rows``); window offsets into each; the windows' (start, end) seconds), once for a clip, chunk after chunk
+        of ``CHUNK_WINDOWS`` windows for a longer recording."""
         c, rate = self.config, features.SAMPLE_RATE
         frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
         duration = len(audio) / rate
         offsets = input_pipeline.evaluation_offsets(c)
         if duration <= (offsets.max() + c.window_frames) * frame_seconds:
-            mfcc = self._rows([audio])[0]
-            if len(offsets) == 1 and mfcc.shape[1] < c.offset_frames + c.window_frames // 4:
+            clip = self._rows([audio])[0]
+            if len(offsets) == 1 and clip["mfcc"].shape[1] < c.offset_frames + c.window_frames // 4:
                 offsets = np.array([0])
-            yield [mfcc], offsets, [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds))
+            yield [clip], offsets, [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds))
                                     for o in offsets]
             return
         size = int(round(c.window_frames * frame_seconds * rate))
@@ -178,17 +163,17 @@ class Predictor:
             yield (self._rows([audio[s:s + size] for s in chunk]), np.array([0]),
                    [(s / rate, (s + size) / rate) for s in chunk])
 
-    def speaker_statistics(self, recordings: Iterable[tuple[np.ndarray, int]]) -> input_pipeline.SpeakerStatistics:
+    def speaker_statistics(self, recordings: Iterable[tuple[np.ndarray, int]]) -> input_pipeline.Statistics:
         """A speaker's statistics for a model trained with speaker normalisation: ``input_pipeline.frame_statistics``
-        of the MFCCs the predictions of their ``recordings`` ((audio, sample rate) pairs, as ``predict`` takes)
+        of the rows the predictions of their ``recordings`` ((audio, sample rate) pairs, as ``predict`` takes)
         see. In training they came from 35 or more clips per speaker; give as many as you have (with fewer than ~10,
-        a model trained without speaker normalisation did better: BENCHMARKS.md, session 16)."""
-        return input_pipeline.frame_statistics([mfcc for audio, rate in recordings
-                                                for mfccs, _, _ in self._pieces(self._mono(audio, rate))
-                                                for mfcc in mfccs])
+        a model trained without speaker normalisation did better: BENCHMARKS.md, "Accuracy")."""
+        return input_pipeline.frame_statistics([clip for y, rate in recordings
+                                                for clips, _, _ in self._pieces(_mono_16k(y, rate))
+                                                for clip in clips])
 
     def predict(self, audio: np.ndarray, sample_rate: int, file: str | None = None,
-                speaker: input_pipeline.SpeakerStatistics | None = None) -> Prediction:
+                speaker: input_pipeline.Statistics | None = None) -> Prediction:
         """Predict one recording: audio (samples,) or (samples, channels), int PCM or float, any rate (Hz).
 
         ``speaker``: its speaker's ``speaker_statistics``, required by a model trained with speaker normalisation
@@ -199,11 +184,11 @@ class Predictor:
                              f"(config.speaker_normalization={self.speaker_normalization!r}): pass "
                              "speaker=predictor.speaker_statistics(<several recordings of the speaker>) (eval.py: "
                              "--one_speaker with several files of one speaker)")
-        audio = self._mono(audio, sample_rate)
+        audio = _mono_16k(audio, sample_rate)
         windows: list[dict[str, Any]] = []
         probs_list, spans = [], []
-        for mfccs, offsets, piece_spans in self._pieces(audio):
-            probs_list.append(self._classify(mfccs, offsets, speaker))
+        for clips, offsets, piece_spans in self._pieces(audio):
+            probs_list.append(self._classify(clips, offsets, speaker))
             spans += piece_spans
         probs = np.concatenate(probs_list)
         for (start, end), p in zip(spans, probs):
@@ -214,7 +199,7 @@ class Predictor:
         return Prediction(file=file, emotion=emotion, probabilities=distribution, windows=windows,
                           duration_seconds=len(audio) / features.SAMPLE_RATE)
 
-    def predict_file(self, path: str | Path, speaker: input_pipeline.SpeakerStatistics | None = None) -> Prediction:
+    def predict_file(self, path: str | Path, speaker: input_pipeline.Statistics | None = None) -> Prediction:
         """Predict an audio file (wav, flac, ogg, mp3, aiff, ...: whatever libsndfile reads); ``speaker`` as in
         ``predict``.
 

@@ -1,27 +1,31 @@
-"""From prepared corpora to normalised MFCC windows in memory: protocols, windows, normalisation.
+"""From prepared corpora to normalised input windows in memory: protocols, windows, normalisation.
 
-Data path: ``corpora.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz,
-hop 512, so frame t is centred at t * 512 / 44100 s; with ``config.pitch``, also their 2 pitch rows per frame,
-``features.clip_pitch``) -> ``Corpus`` (host numpy) -> ``load_splits`` (the
-protocol: ``random`` or ``speaker``) -> optionally ``speaker_normalize`` (each clip by its speaker's statistics) ->
-``crop_windows`` / ``make_windows`` (fixed-size (coefficients, frames) windows, optionally normalised per utterance
-first) -> ``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the device once.
+Data path: ``prepared.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz, hop
+512, so frame t is centred at t * 512 / 44100 s; with ``config.pitch``, also their pitch rows (2, T) on the same
+frames, ``features.clip_pitch``) -> ``Corpus`` (host numpy) -> ``load_splits`` (the protocol: ``random``,
+``speaker`` or ``loco``) -> optionally ``speaker_normalize`` (each clip by its speaker's statistics) ->
+``make_windows`` (fixed-size (rows, frames) windows, optionally normalised per utterance first) ->
+``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the device once.
+
+A model's input is a dict of windows of the same frames (``Inputs``): ``"mfcc"`` (..., n_mfcc, frames) and, with
+``config.pitch``, ``"pitch"`` (..., 2, frames). Every per-row operation (speaker and utterance normalisation,
+cropping, standardisation) acts on each entry alike, so the two travel side by side from the prepared data to the
+model.
 
 Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s into each clip; here a window is the
-frames ``[offset, offset + frames)`` of the full-clip MFCC (0.5 s = frame 43, 2.5 s = 216 frames), first ``n_mfcc``
-coefficients, then the 2 pitch rows with ``config.pitch`` (``input_rows``). Frames beyond either end of a clip are
-zeros in the MFCC domain, before normalisation: the reference zero-filled the missing frames of short clips
-(``fillna(0)``) the same way, and normalised afterwards.
+frames ``[offset, offset + frames)`` of the full-clip rows (0.5 s = frame 43, 2.5 s = 216 frames), the first
+``n_mfcc`` MFCCs. Frames beyond either end of a clip are zeros, before normalisation: the reference zero-filled the
+missing frames of short clips (``fillna(0)``) the same way, and normalised afterwards.
 
 Random protocol (the reference's): a stratified random split of all examples of the chosen corpora,
-``test = ceil(0.2 N)`` (9,729 / 2,433 of 12,162, as scikit-learn's ``train_test_split``), then a
-stratified ``validation_fraction`` of the remaining 80 % is held out for model selection, so the test
-part is never looked at before the end. Speaker protocol: the builders' speaker-disjoint
-train/validation/test splits. Leave-one-corpus-out (``loco``): train and validate on the other corpora's
-train / validation splits, test on every example of ``config.test_corpus``; its test metrics come twice, with
-all 8 classes and with the decision restricted to the emotions that corpus has (``held_out_classes``). With
-``config.refit``, under any protocol, the validation clips are trained on too and the validation split is empty
-(``refit_splits``): for a recipe whose settings were chosen on validation before.
+``test = ceil(0.2 N)`` (9,729 / 2,433 of 12,162, as scikit-learn's ``train_test_split``), then a stratified
+``validation_fraction`` of the remaining 80 % is held out for model selection, so the test part is never looked at
+before the end. Speaker protocol: the builders' speaker-disjoint train/validation/test splits. Leave-one-corpus-out
+(``loco``): train and validate on the other corpora's train / validation splits, test on every example of
+``config.test_corpus``; its test metrics come twice, with all 8 classes and with the decision restricted to the
+emotions that corpus has (``held_out_classes``). With ``config.refit``, under any protocol, the validation clips are
+trained on too and the validation split is empty (``refit_splits``): for a recipe whose settings were chosen on
+validation before.
 """
 
 from __future__ import annotations
@@ -36,9 +40,14 @@ import numpy as np
 
 from emojax import features
 from emojax.labels import CORPUS_EMOTIONS
+from emojax.prepared import SPLITS
 
-SPLITS = ("train", "validation", "test")
 _STR_FIELDS = ("speaker", "corpus", "gender", "file")
+Inputs = dict[str, np.ndarray]
+"""A model's input windows: ``"mfcc"`` (..., n_mfcc, frames) and, with ``config.pitch``, ``"pitch"``
+(..., 2, frames)."""
+Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
+"""Per-row (mean, std) of each input, e.g. a speaker's: ``{"mfcc": ((40, 1), (40, 1)), "pitch": ((2, 1), (2, 1))}``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +55,14 @@ class Corpus:
     """Examples on the host.
 
     Attributes:
-      mfcc: N arrays (40, T_i) float32, full-clip MFCCs; read with their pitch rows, (42, T_i): the 40 MFCCs, then
-        ``features.clip_pitch``'s 2 rows (``with_pitch``).
+      mfcc: N arrays (40, T_i) float32, full-clip MFCCs.
+      pitch: N arrays (2, T_i) float32 on the same frames (``features.clip_pitch``), or None when not read.
       label: (N,) int64 emotion indices into ``labels.EMOTIONS``.
       speaker, corpus, gender, file: (N,) str.
     """
 
     mfcc: list[np.ndarray]
+    pitch: list[np.ndarray] | None
     label: np.ndarray
     speaker: np.ndarray
     corpus: np.ndarray
@@ -62,44 +72,49 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.mfcc)
 
+    def clip(self, i: int) -> Inputs:
+        """Example ``i``'s full-clip rows: ``{"mfcc": (40, T)}``, with ``"pitch": (2, T)`` when read."""
+        return {"mfcc": self.mfcc[i]} | ({} if self.pitch is None else {"pitch": self.pitch[i]})
+
     @classmethod
     def from_split(cls, split: dict) -> Corpus:
-        """From a ``corpora.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file; with pitch,
-        the clips get their pitch rows)."""
+        """From a ``prepared.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file; pitch is
+        kept when present)."""
         missing = [k for k in ("mfcc", "label", *_STR_FIELDS) if k not in split]
         if missing:
             raise KeyError(f"load_split result lacks {missing}; rebuild the dataset with the current builders")
-        mfccs = [np.asarray(m, np.float32) for m in split["mfcc"]]
-        if "pitch" in split:
-            mfccs = [with_pitch(m, p) for m, p in zip(mfccs, split["pitch"])]
-        return cls(mfcc=mfccs,
+        pitch = None if "pitch" not in split else [np.asarray(p, np.float32) for p in split["pitch"]]
+        return cls(mfcc=[np.asarray(m, np.float32) for m in split["mfcc"]], pitch=pitch,
                    label=np.asarray(split["label"], np.int64),
                    **{k: np.asarray(split[k]).astype(str) for k in _STR_FIELDS})
 
+    def replace_rows(self, clips: Sequence[Inputs]) -> Corpus:
+        """The same examples with new full-clip rows (``clip``'s layout, one dict per example)."""
+        pitch = None if self.pitch is None else [c["pitch"] for c in clips]
+        return dataclasses.replace(self, mfcc=[c["mfcc"] for c in clips], pitch=pitch)
+
     def subset(self, indices: np.ndarray) -> Corpus:
         """The examples at ``indices`` (int array), in that order."""
-        return Corpus(mfcc=[self.mfcc[i] for i in indices], label=self.label[indices],
-                      **{k: getattr(self, k)[indices] for k in _STR_FIELDS})
+        return Corpus(mfcc=[self.mfcc[i] for i in indices],
+                      pitch=None if self.pitch is None else [self.pitch[i] for i in indices],
+                      label=self.label[indices], **{k: getattr(self, k)[indices] for k in _STR_FIELDS})
 
     @staticmethod
     def concatenate(parts: Sequence[Corpus]) -> Corpus:
-        """All examples of ``parts``, in order."""
+        """All examples of ``parts``, in order (with pitch rows only when every part has them)."""
+        with_pitch = all(p.pitch is not None for p in parts)
         return Corpus(mfcc=[m for p in parts for m in p.mfcc],
+                      pitch=[r for p in parts for r in p.pitch] if with_pitch else None,
                       label=np.concatenate([p.label for p in parts]),
                       **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _STR_FIELDS})
 
 
-def with_pitch(mfcc: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-    """One clip's MFCCs (40, T) with its ``features.clip_pitch`` rows (2, T) below them: (42, T) float32."""
-    if mfcc.shape[0] != features.FRONT_END["n_mfcc"] or pitch.shape != (features.PITCH_ROWS, mfcc.shape[1]):
-        raise ValueError(f"expected MFCCs (40, T) and pitch rows (2, T) of one clip, got {mfcc.shape} and "
-                         f"{pitch.shape}")
-    return np.concatenate([mfcc, pitch]).astype(np.float32, copy=False)
-
-
-def input_rows(config: ml_collections.ConfigDict) -> int:
-    """Rows of a model's input window: ``config.n_mfcc`` MFCCs, plus the 2 pitch rows with ``config.pitch``."""
-    return config.n_mfcc + (features.PITCH_ROWS if config.get("pitch", False) else 0)
+def input_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, int]]:
+    """(rows, frames) of each of a model's input windows: ``"mfcc"`` and, with ``config.pitch``, ``"pitch"``."""
+    shapes = {"mfcc": (config.n_mfcc, config.window_frames)}
+    if config.pitch:
+        shapes["pitch"] = (features.PITCH_ROWS, config.window_frames)
+    return shapes
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,12 +143,12 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 def read_prepared(config: ml_collections.ConfigDict, split: str) -> Corpus:
     """The examples of ``config.datasets`` in one of their builders' ``split``, corpus after corpus, each in stored
-    order: the prepared TFDS data (``corpora.load_split``) in ``config.data_dir`` (``None``: the default TFDS
-    data dir)."""
-    from emojax import corpora  # the builders' module (imports TFDS); only needed here
+    order: the prepared TFDS data (``prepared.load_split``) in ``config.data_dir`` (``None``: the default TFDS
+    data dir); the pitch rows too with ``config.pitch``."""
+    from emojax import prepared
 
-    keys = ("mfcc", "label", *_STR_FIELDS, *(("pitch",) if config.get("pitch", False) else ()))
-    return Corpus.concatenate([Corpus.from_split(corpora.load_split(name, split, config.data_dir, keys=keys))
+    keys = ("mfcc", "label", *_STR_FIELDS, *(("pitch",) if config.pitch else ()))
+    return Corpus.concatenate([Corpus.from_split(prepared.load_split(name, split, config.data_dir, keys=keys))
                                for name in config.datasets])
 
 
@@ -155,7 +170,7 @@ def load_splits(config: ml_collections.ConfigDict,
         splits = random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
     else:
         raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker' or 'loco'")
-    return refit_splits(splits) if config.get("refit", False) else splits
+    return refit_splits(splits) if config.refit else splits
 
 
 def refit_splits(splits: dict[str, Corpus]) -> dict[str, Corpus]:
@@ -203,45 +218,49 @@ def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: f
 UTTERANCE_NORMALIZATIONS = ("none", "mean", "mean_std")
 
 
-def utterance_normalize(mfcc: np.ndarray, kind: str) -> np.ndarray:
-    """Per-utterance normalisation of one clip's MFCC (C, T) over its own frames (all T of them).
+def utterance_normalize(rows: np.ndarray, kind: str) -> np.ndarray:
+    """Per-utterance normalisation of one clip's rows (R, T) over its own frames (all T of them).
 
-    ``"none"``: unchanged; ``"mean"``: each coefficient minus its mean over time (cepstral mean normalisation,
-    which removes a fixed channel response such as a microphone's); ``"mean_std"``: also divided by its standard
-    deviation over time. Returns (C, T) float32.
+    ``"none"``: unchanged; ``"mean"``: each row minus its mean over time (cepstral mean normalisation, which removes
+    a fixed channel response such as a microphone's); ``"mean_std"``: also divided by its standard deviation over
+    time. Returns (R, T) float32.
     """
     if kind not in UTTERANCE_NORMALIZATIONS:
         raise ValueError(f"unknown utterance normalization {kind!r}; set config.utterance_normalization to one of "
                          f"{', '.join(UTTERANCE_NORMALIZATIONS)}")
-    mfcc = np.asarray(mfcc, np.float32)
-    if kind == "none" or mfcc.shape[1] == 0:
-        return mfcc
-    centred = mfcc - mfcc.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    rows = np.asarray(rows, np.float32)
+    if kind == "none" or rows.shape[1] == 0:
+        return rows
+    centred = rows - rows.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
     if kind == "mean":
         return centred
     return centred / np.maximum(centred.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32)
 
 
 SPEAKER_NORMALIZATIONS = ("none", "mean", "mean_std")
-SpeakerStatistics = tuple[np.ndarray, np.ndarray]  # a speaker's (mean, std) of each row: (40, 1) each (42 with pitch)
 
 
-def frame_statistics(mfccs: Sequence[np.ndarray]) -> SpeakerStatistics:
-    """Mean and standard deviation of each coefficient over all frames of ``mfccs`` (clips (40, T_i) of one
-    speaker; (42, T_i) with pitch rows): (40, 1) (or (42, 1)) float32 each, the std at least 1e-6."""
-    frames = np.concatenate([np.asarray(m, np.float32) for m in mfccs], axis=1)
-    if frames.shape[1] == 0:
-        raise ValueError("speaker statistics need at least one MFCC frame; give recordings with audio in them")
-    return (frames.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32),
-            np.maximum(frames.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32))
+def frame_statistics(clips: Sequence[Inputs]) -> Statistics:
+    """Mean and standard deviation of each row of each input over all frames of ``clips`` (one speaker's full-clip
+    rows, ``Corpus.clip``): ``{name: ((R, 1), (R, 1))}`` float32, the std at least 1e-6."""
+    if not clips:
+        raise ValueError("speaker statistics need at least one clip; give recordings of the speaker")
+    out = {}
+    for name in clips[0]:
+        frames = np.concatenate([np.asarray(c[name], np.float32) for c in clips], axis=1)
+        if frames.shape[1] == 0:
+            raise ValueError("speaker statistics need at least one frame; give recordings with audio in them")
+        out[name] = (frames.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32),
+                     np.maximum(frames.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32))
+    return out
 
 
-def speaker_statistics(corpus: Corpus) -> dict[str, SpeakerStatistics]:
-    """``frame_statistics`` of each speaker's clips in ``corpus``: ``{speaker: (mean, std)}`` (labels unused)."""
-    clips: dict[str, list[np.ndarray]] = {}
-    for speaker, mfcc in zip(corpus.speaker, corpus.mfcc):
-        clips.setdefault(str(speaker), []).append(mfcc)
-    return {speaker: frame_statistics(mfccs) for speaker, mfccs in clips.items()}
+def speaker_statistics(corpus: Corpus) -> dict[str, Statistics]:
+    """``frame_statistics`` of each speaker's clips in ``corpus``: ``{speaker: statistics}`` (labels unused)."""
+    clips: dict[str, list[Inputs]] = {}
+    for i, speaker in enumerate(corpus.speaker):
+        clips.setdefault(str(speaker), []).append(corpus.clip(i))
+    return {speaker: frame_statistics(rows) for speaker, rows in clips.items()}
 
 
 def _check_speaker_normalization(kind: str) -> None:
@@ -250,18 +269,21 @@ def _check_speaker_normalization(kind: str) -> None:
                          f"{', '.join(SPEAKER_NORMALIZATIONS)}")
 
 
-def normalize_by_speaker(mfcc: np.ndarray, statistics: SpeakerStatistics | None, kind: str) -> np.ndarray:
-    """One clip's full MFCC (40, T) (or (42, T) with its pitch rows) minus its speaker's mean (``kind="mean"``),
-    also divided by their standard deviation (``"mean_std"``), or unchanged (``"none"``, where ``statistics`` may be
-    None). Returns float32 of the same shape."""
+def normalize_by_speaker(clip: Inputs, statistics: Statistics | None, kind: str) -> Inputs:
+    """One clip's full-clip rows (``Corpus.clip``) minus its speaker's mean (``kind="mean"``), also divided by
+    their standard deviation (``"mean_std"``), or unchanged (``"none"``, where ``statistics`` may be None).
+    Returns float32 rows of the same shapes."""
     _check_speaker_normalization(kind)
     if kind == "none":
-        return mfcc
+        return clip
     if statistics is None:
         raise ValueError(f"speaker normalization {kind!r} needs the speaker's statistics (frame_statistics)")
-    mean, std = statistics
-    centred = np.asarray(mfcc, np.float32) - mean
-    return centred if kind == "mean" else centred / std
+    out = {}
+    for name, rows in clip.items():
+        mean, std = statistics[name]
+        centred = np.asarray(rows, np.float32) - mean
+        out[name] = centred if kind == "mean" else centred / std
+    return out
 
 
 def speaker_normalize(splits: dict[str, Corpus], kind: str) -> dict[str, Corpus]:
@@ -270,7 +292,7 @@ def speaker_normalize(splits: dict[str, Corpus], kind: str) -> dict[str, Corpus]
     A speaker's statistics (``speaker_statistics``) come from their clips in ``splits["train"]``. A speaker with no
     training clips (the speaker and leave-one-corpus-out protocols) is normalised with the statistics of their own
     clips in the split being normalised: unsupervised adaptation to a new speaker, which needs several of their
-    recordings but none of their labels. Returns the splits with normalised ``mfcc``.
+    recordings but none of their labels. Returns the splits with normalised rows.
     """
     _check_speaker_normalization(kind)
     if kind == "none":
@@ -280,50 +302,44 @@ def speaker_normalize(splits: dict[str, Corpus], kind: str) -> dict[str, Corpus]
     for name, corpus in splits.items():
         new = np.flatnonzero([str(speaker) not in known for speaker in corpus.speaker])
         statistics = {**known, **speaker_statistics(corpus.subset(new))}
-        normalized[name] = dataclasses.replace(corpus, mfcc=[
-            normalize_by_speaker(clip, statistics[str(speaker)], kind)
-            for speaker, clip in zip(corpus.speaker, corpus.mfcc)])
+        normalized[name] = corpus.replace_rows([normalize_by_speaker(corpus.clip(i), statistics[str(speaker)], kind)
+                                                for i, speaker in enumerate(corpus.speaker)])
     return normalized
 
 
-def crop_windows(mfcc: np.ndarray, offsets: Sequence[int], frames: int, n_mfcc: int,
-                 utterance: str = "none", pitch: bool = False) -> np.ndarray:
-    """Windows of frames ``[offset, offset + frames)`` of the first ``n_mfcc`` rows of one clip's ``mfcc``
-    (40, T) (with ``pitch``, of those and its pitch rows: ``mfcc`` is (42, T), ``with_pitch``), one per offset,
-    after ``utterance_normalize`` of those rows over the whole clip (once).
-
-    Returns (K, R, frames) float32, K = len(offsets), R = n_mfcc (+ 2 with ``pitch``); frames outside the clip (an
-    offset may be negative) are zeros.
-    """
-    rows = mfcc[:n_mfcc]
-    if pitch:
-        stored = features.FRONT_END["n_mfcc"]
-        if mfcc.shape[0] != stored + features.PITCH_ROWS:
-            raise ValueError(f"a model with config.pitch needs each clip's pitch rows ((42, T) arrays, with_pitch), "
-                             f"got {mfcc.shape}; read the corpora with config.pitch=True (builders 1.1.0 or later)")
-        rows = np.concatenate([rows, mfcc[stored:]])
-    mfcc = utterance_normalize(rows, utterance)
-    out = np.zeros((len(offsets), mfcc.shape[0], frames), np.float32)
+def crop_windows(rows: np.ndarray, offsets: Sequence[int], frames: int) -> np.ndarray:
+    """Windows of frames ``[offset, offset + frames)`` of one clip's rows (R, T), one per offset: (K, R, frames)
+    float32, K = len(offsets); frames outside the clip (an offset may be negative) are zeros."""
+    out = np.zeros((len(offsets), rows.shape[0], frames), np.float32)
     for k, offset in enumerate(map(int, offsets)):
-        start, stop = max(offset, 0), min(offset + frames, mfcc.shape[1])
+        start, stop = max(offset, 0), min(offset + frames, rows.shape[1])
         if stop > start:
-            out[k, :, start - offset:stop - offset] = mfcc[:, start:stop]
+            out[k, :, start - offset:stop - offset] = rows[:, start:stop]
     return out
 
 
-def make_windows(corpus: Corpus, offsets: Sequence[int], frames: int, n_mfcc: int,
-                 utterance: str = "none", pitch: bool = False) -> np.ndarray:
-    """``crop_windows`` of every clip: (N, K, R, frames) float32, K = len(offsets), R = n_mfcc (+ 2 with pitch)."""
-    out = np.zeros((len(corpus), len(offsets), n_mfcc + (features.PITCH_ROWS if pitch else 0), frames), np.float32)
-    for i, mfcc in enumerate(corpus.mfcc):
-        out[i] = crop_windows(mfcc, offsets, frames, n_mfcc, utterance, pitch)
+def clip_windows(clip: Inputs, offsets: Sequence[int], frames: int, n_mfcc: int, utterance: str = "none") -> Inputs:
+    """``crop_windows`` of each input of one clip (the first ``n_mfcc`` MFCCs), after ``utterance_normalize`` of
+    those rows over the whole clip: ``{name: (K, R, frames)}``."""
+    return {name: crop_windows(utterance_normalize(rows[:n_mfcc] if name == "mfcc" else rows, utterance), offsets,
+                               frames) for name, rows in clip.items()}
+
+
+def make_windows(corpus: Corpus, offsets: Sequence[int], frames: int, n_mfcc: int, utterance: str = "none"
+                 ) -> Inputs:
+    """``clip_windows`` of every clip: ``{name: (N, K, R, frames)}`` float32, K = len(offsets)."""
+    rows = {"mfcc": n_mfcc} | ({} if corpus.pitch is None else {"pitch": features.PITCH_ROWS})
+    out = {name: np.zeros((len(corpus), len(offsets), r, frames), np.float32) for name, r in rows.items()}
+    for i in range(len(corpus)):
+        for name, windows in clip_windows(corpus.clip(i), offsets, frames, n_mfcc, utterance).items():
+            out[name][i] = windows
     return out
 
 
 def evaluation_offsets(config: ml_collections.ConfigDict) -> np.ndarray:
     """Start frames (K,) of a clip's ``config.test_crops`` evaluation windows, evenly spaced over the range of
     the training crops, ``offset_frames ± crop_shift_frames`` (K = 1: ``offset_frames`` alone)."""
-    crops = config.get("test_crops", 1)
+    crops = config.test_crops
     if crops < 1:
         raise ValueError(f"config.test_crops must be >= 1, got {crops}")
     if crops == 1:
@@ -332,60 +348,68 @@ def evaluation_offsets(config: ml_collections.ConfigDict) -> np.ndarray:
     return np.linspace(config.offset_frames - shift, config.offset_frames + shift, crops).round().astype(int)
 
 
-def evaluation_windows(corpus: Corpus, config: ml_collections.ConfigDict) -> np.ndarray:
-    """The evaluation windows of every clip (predictions average over them): (N, K, input_rows, window_frames)
+def evaluation_windows(corpus: Corpus, config: ml_collections.ConfigDict) -> Inputs:
+    """The evaluation windows of every clip (predictions average over them): ``{name: (N, K, R, window_frames)}``
     float32, K = ``config.test_crops`` at ``evaluation_offsets(config)``."""
     return make_windows(corpus, evaluation_offsets(config), config.window_frames, config.n_mfcc,
-                        config.get("utterance_normalization", "none"), config.get("pitch", False))
+                        config.utterance_normalization)
 
 
 @dataclasses.dataclass(frozen=True)
 class Normalization:
-    """Standardisation fitted on training windows: ``(x - mean) / std``.
+    """Standardisation of each input fitted on training windows: ``(x - mean) / std``.
 
-    ``mean`` and ``std`` are (n_mfcc, frames) for ``per_position`` (the reference: one statistic per
-    coefficient and frame, over examples) or (n_mfcc, 1) for ``per_coefficient`` (over examples and frames;
-    works for any window length).
+    ``statistics[name]`` is (mean, std), each (R, frames) for ``per_position`` (the reference: one statistic per
+    row and frame, over examples) or (R, 1) for ``per_coefficient`` (over examples and frames; works for any
+    window length).
     """
 
-    mean: np.ndarray
-    std: np.ndarray
+    statistics: Statistics
 
     @classmethod
-    def fit(cls, windows: np.ndarray, kind: str) -> Normalization:
-        """Statistics of ``windows`` (N, n_mfcc, frames) of the training split."""
+    def fit(cls, windows: Inputs, kind: str) -> Normalization:
+        """Statistics of training ``windows`` ``{name: (N, R, frames)}``."""
         if kind == "per_position":
             axes: tuple[int, ...] = (0,)
         elif kind == "per_coefficient":
             axes = (0, 2)
         else:
             raise ValueError(f"unknown normalization {kind!r}; use 'per_position' or 'per_coefficient'")
-        mean = windows.mean(axis=axes, dtype=np.float64)
-        std = windows.std(axis=axes, dtype=np.float64)
-        if kind == "per_coefficient":
-            mean, std = mean[:, None], std[:, None]
-        return cls(mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
+        statistics = {}
+        for name, x in windows.items():
+            mean, std = x.mean(axis=axes, dtype=np.float64), x.std(axis=axes, dtype=np.float64)
+            if kind == "per_coefficient":
+                mean, std = mean[:, None], std[:, None]
+            statistics[name] = (mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
+        return cls(statistics)
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """(..., n_mfcc, frames) -> normalised float32, same shape."""
-        return ((windows - self.mean) / self.std).astype(np.float32)
+    def __call__(self, windows: Inputs) -> Inputs:
+        """``{name: (..., R, frames)}`` -> the inputs this normalisation was fitted on, normalised float32, same
+        shapes (others, such as pitch rows a model without pitch does not read, are left out)."""
+        missing = sorted(set(self.statistics) - set(windows))
+        if missing:
+            raise ValueError(f"the model reads the input(s) {missing}, which these windows lack; read the corpora "
+                             "with config.pitch=True")
+        return {name: ((windows[name] - mean) / std).astype(np.float32)
+                for name, (mean, std) in self.statistics.items()}
 
-    def to_dict(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "std": self.std}
+    def to_dict(self) -> dict[str, dict[str, np.ndarray]]:
+        return {name: {"mean": mean, "std": std} for name, (mean, std) in self.statistics.items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+        return cls({name: (np.asarray(s["mean"], np.float32), np.asarray(s["std"], np.float32))
+                    for name, s in d.items()})
 
 
 @dataclasses.dataclass(frozen=True)
 class Arrays:
-    """One split ready for the trainer: ``x`` normalised float32, ``y`` (N,) int32, ``corpus`` (N,) names.
+    """One split ready for the trainer: ``x`` normalised float32 windows, ``y`` (N,) int32, ``corpus`` (N,) names.
 
-    ``x`` is (N, n_mfcc, frames) for training and (N, K, n_mfcc, window_frames) for evaluation (K crops
+    ``x`` is ``{name: (N, R, frames)}`` for training and ``{name: (N, K, R, window_frames)}`` for evaluation (K crops
     per clip, ``evaluation_windows``)."""
 
-    x: np.ndarray
+    x: Inputs
     y: np.ndarray
     corpus: np.ndarray
 
@@ -402,10 +426,10 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tup
     if shift and config.normalization == "per_position":
         raise ValueError("per_position normalization needs fixed windows; set config.crop_shift_frames=0 "
                          "or config.normalization='per_coefficient'")
-    splits = speaker_normalize(splits, config.get("speaker_normalization", "none"))
-    train_windows = make_windows(splits["train"], [offset - shift], frames + 2 * shift, n_mfcc,
-                                 config.get("utterance_normalization", "none"), config.get("pitch", False))[:, 0]
-    fit_on = train_windows[:, :, shift:shift + frames] if shift else train_windows
+    splits = speaker_normalize(splits, config.speaker_normalization)
+    train_windows = {name: x[:, 0] for name, x in make_windows(
+        splits["train"], [offset - shift], frames + 2 * shift, n_mfcc, config.utterance_normalization).items()}
+    fit_on = {name: x[:, :, shift:shift + frames] for name, x in train_windows.items()} if shift else train_windows
     normalization = Normalization.fit(fit_on, config.normalization)
     arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),
                               splits["train"].corpus)}

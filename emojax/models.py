@@ -1,13 +1,13 @@
 """Flax Linen models over MFCC windows.
 
-Inputs are MFCC windows ``(batch, coefficients, frames)`` or NHWC ``(batch, coefficients, frames, 1)``
-(height = MFCC coefficient, width = time frame), normalised by the input pipeline; outputs are logits
+Inputs are the input pipeline's normalised windows ``{"mfcc": (batch, coefficients, frames)}``, with
+``"pitch": (batch, 2, frames)`` for a model that reads pitch (height = row, width = time frame); outputs are logits
 ``(batch, num_classes)``. Parameters are float32; ``dtype`` sets the computation type (``jnp.bfloat16`` for
 mixed precision; BatchNorm statistics stay float32).
 
-``SeedCNN`` is the reference network exactly; ``CNN`` is our configurable one (wider and deeper,
-residual blocks, statistics pooling over time so that any number of frames works). ``create_model``
-builds either from a config. Their layers ``Conv3x3``, ``max_pool`` and ``BatchNorm`` compute what Flax's
+``SeedCNN`` is the reference network exactly; ``CNN`` is our configurable one (wider and deeper, residual blocks,
+statistics pooling over time so that any number of frames works, pitch as input channels). ``create_model`` builds
+either from a config. Their layers ``Conv3x3``, ``max_pool`` and ``BatchNorm`` compute what Flax's
 ``nn.Conv``, ``nn.max_pool`` and ``nn.BatchNorm`` compute, written for speed on XLA:CPU (each says what it gained).
 """
 
@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from emojax import features
 from emojax.labels import NUM_CLASSES
 
 # Keras defaults, which the reference used: Glorot-uniform kernels, BatchNorm momentum 0.99, epsilon 1e-3.
@@ -145,7 +144,7 @@ def batch_norm_train(x: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray, epsi
     (C,) float32. ``y = (x - mean) / sqrt(var + epsilon) * scale + bias``; statistics in float32, the variance as
     ``E[x^2] - E[x]^2`` (as Flax computes it). The gradient takes two passes over x (one pair of reductions, one
     elementwise pass) where autodiff of the same formula took more: the seed CNN's scanned training step ran
-    about 10 % faster on the 2-core dev machine (BENCHMARKS.md, session 12).
+    about 10 % faster on a 2-core CPU (BENCHMARKS.md, "Training speed").
     """
     return _batch_norm_forward(x, scale, bias, epsilon)[0]
 
@@ -204,9 +203,9 @@ class SeedCNN(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
-        """x: (B, 25, 216[, 1]) -> logits (B, num_classes) float32."""
-        x = _nhwc(x, self.dtype)
+    def __call__(self, inputs: dict[str, jnp.ndarray], *, train: bool) -> jnp.ndarray:
+        """inputs: {"mfcc": (B, 25, 216)} -> logits (B, num_classes) float32."""
+        x = _nhwc(inputs["mfcc"], self.dtype)
         for _ in range(4):
             x = Conv3x3(32, dtype=self.dtype)(x)
             x = nn.relu(x)
@@ -253,38 +252,13 @@ class ConvBlock(nn.Module):
         return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
 
 
-class AttentiveStatsPooling(nn.Module):
-    """Attentive statistics pooling over time (Okabe et al., 2018): a weighted mean and standard deviation.
-
-    x: (B, T, C) -> (B, 2C) float32. Each frame gets a score ``v . tanh(W x_t + b)`` (``W``: C -> ``attention``
-    units), the weights are the scores' softmax over time, and the output is the weighted mean and the weighted
-    standard deviation of the frames. With constant scores it is plain statistics pooling (mean and std over time).
-    """
-
-    attention: int = 64
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        hidden = jnp.tanh(nn.Dense(self.attention, dtype=self.dtype)(x))
-        scores = nn.Dense(1, dtype=self.dtype)(hidden)[..., 0].astype(jnp.float32)  # (B, T)
-        weights = jax.nn.softmax(scores, axis=1)[..., None]
-        x = x.astype(jnp.float32)
-        mean = (weights * x).sum(axis=1)
-        var = (weights * jnp.square(x)).sum(axis=1) - jnp.square(mean)
-        return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 0.0) + 1e-5)], axis=-1)
-
-
 class CNN(nn.Module):
     """Configurable CNN: ``ConvBlock`` per entry of ``widths``, then a head.
 
-    ``deltas`` (0, 1 or 2) adds the window's deltas (``features.delta`` over time, width 9) and, with 2, its
-    accelerations as input channels. ``pitch_rows`` (0 or ``features.PITCH_ROWS``) takes the input's last rows as
-    per-frame values (``features.clip_pitch``: log f0 and periodicity) and gives them to every MFCC row as extra input
-    channels, so each convolution sees the pitch of its frames. ``pooling="stats"`` averages over frequency and takes
-    the mean and standard deviation over time (any number of frames works); ``"attention"`` averages over frequency
-    and weights the frames by learned attention (``AttentiveStatsPooling``); ``"flatten"`` flattens (fixed input size,
-    like ``SeedCNN``).
+    With ``pitch``, the input's per-frame pitch rows (``features.clip_pitch``: log f0 and periodicity) are given to
+    every MFCC row as extra input channels, so each convolution sees the pitch of its frames. ``pooling="stats"``
+    averages over frequency and takes the mean and standard deviation over time (any number of frames works);
+    ``"flatten"`` flattens (fixed input size, like ``SeedCNN``).
     Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``; ``hidden=0`` leaves out the hidden
     layer (Dropout -> Dense ``num_classes`` on the pooled features), which frees its parameters for convolutions.
     """
@@ -294,37 +268,29 @@ class CNN(nn.Module):
     pooling: str = "stats"
     hidden: int = 128
     dropout_rate: float = 0.2
-    deltas: int = 0
-    pitch_rows: int = 0
+    pitch: bool = False
     num_classes: int = NUM_CLASSES
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
-        """x: (B, H, W[, 1]) (the last ``pitch_rows`` of the H rows: pitch) -> logits (B, num_classes) float32."""
-        if self.deltas not in (0, 1, 2):
-            raise ValueError(f"deltas must be 0, 1 or 2, got {self.deltas}")
+    def __call__(self, inputs: dict[str, jnp.ndarray], *, train: bool) -> jnp.ndarray:
+        """inputs: {"mfcc": (B, H, W)} and, with ``pitch``, {"pitch": (B, P, W)} -> logits (B, num_classes) float32."""
         if self.hidden < 0:
             raise ValueError(f"hidden must be >= 0 (0: no hidden layer), got {self.hidden}")
-        x = _nhwc(x, jnp.float32)
-        if self.pitch_rows:
-            x, pitch = x[:, :-self.pitch_rows], x[:, -self.pitch_rows:]  # (B, H - P, W, 1), (B, P, W, 1)
-        x = jnp.concatenate([x, *(features.delta(x, order=k, axis=2) for k in range(1, self.deltas + 1))], axis=-1)
-        if self.pitch_rows:
-            pitch = jnp.broadcast_to(jnp.swapaxes(pitch[..., 0], 1, 2)[:, None], (*x.shape[:3], self.pitch_rows))
-            x = jnp.concatenate([x, pitch], axis=-1)
+        x = _nhwc(inputs["mfcc"], jnp.float32)
+        if self.pitch:
+            pitch = jnp.swapaxes(inputs["pitch"].astype(jnp.float32), 1, 2)[:, None]  # (B, 1, W, P)
+            x = jnp.concatenate([x, jnp.broadcast_to(pitch, (*x.shape[:3], pitch.shape[-1]))], axis=-1)
         x = x.astype(self.dtype)
         for width in self.widths:
             x = ConvBlock(width, self.residual, self.dropout_rate, self.dtype)(x, train=train)
         if self.pooling == "stats":
             x = x.astype(jnp.float32).mean(axis=1)  # (B, W, C)
             x = jnp.concatenate([x.mean(axis=1), jnp.sqrt(x.var(axis=1) + 1e-5)], axis=-1).astype(self.dtype)
-        elif self.pooling == "attention":
-            x = AttentiveStatsPooling(dtype=self.dtype)(x.astype(jnp.float32).mean(axis=1)).astype(self.dtype)
         elif self.pooling == "flatten":
             x = x.reshape((x.shape[0], -1))
         else:
-            raise ValueError(f"unknown pooling {self.pooling!r}; use 'stats', 'attention' or 'flatten'")
+            raise ValueError(f"unknown pooling {self.pooling!r}; use 'stats' or 'flatten'")
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         if self.hidden:
             x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
@@ -337,15 +303,12 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(config.dtype)
     if dtype is None:
         raise ValueError(f"config.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
-    deltas = config.get("deltas", 0)
-    pitch_rows = features.PITCH_ROWS if config.get("pitch", False) else 0
     if config.model == "seed_cnn":
-        if deltas or pitch_rows:
-            raise ValueError("the reference network (config.model='seed_cnn') takes MFCCs only; set config.deltas=0 "
-                             "and config.pitch=False, or config.model='cnn'")
+        if config.pitch:
+            raise ValueError("the reference network (config.model='seed_cnn') takes MFCCs only; set "
+                             "config.pitch=False, or config.model='cnn'")
         return SeedCNN(dropout_rate=config.dropout_rate, dtype=dtype)
     if config.model == "cnn":
         return CNN(widths=tuple(config.widths), residual=config.residual, pooling=config.pooling,
-                   hidden=config.hidden, dropout_rate=config.dropout_rate, deltas=deltas, pitch_rows=pitch_rows,
-                   dtype=dtype)
+                   hidden=config.hidden, dropout_rate=config.dropout_rate, pitch=config.pitch, dtype=dtype)
     raise ValueError(f"unknown config.model {config.model!r}; use 'seed_cnn' or 'cnn'")

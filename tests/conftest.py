@@ -69,3 +69,25 @@ def trained_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> 
     config.epochs = 12
     train.train_and_evaluate(config, workdir)
     return workdir
+
+
+def _distance(a: list, b: list) -> float:
+    import numpy as np
+
+    return float(np.sqrt(sum(np.sum((np.asarray(u, np.float64) - np.asarray(v, np.float64)) ** 2)
+                             for u, v in zip(a, b, strict=True))))
+
+
+@pytest.fixture(scope="session")
+def same_training():
+    """``same_training(start, a, b)``: asserts that two runs of one training from ``start`` (lists of the parameter
+    and BatchNorm-statistic arrays) that differ only in the order of float32 sums (other device or process counts)
+    ended in the same place. Per-value tolerances do not hold across CPUs: a different summation order changes a
+    gradient in its last bits, and Adam's normalised updates carry that on, so after tens of steps single values
+    differ by up to ~1e-3 relative on some machines. What the runs share is their path: the distance between their
+    end points must be under 1 % of the distance training moved either of them."""
+    def check(start: list, a: list, b: list) -> None:
+        moved = min(_distance(start, a), _distance(start, b))
+        apart = _distance(a, b)
+        assert moved > 0 and apart <= 0.01 * moved, f"the runs ended {apart:.3g} apart after moving {moved:.3g}"
+    return check

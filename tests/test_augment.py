@@ -1,4 +1,5 @@
-"""On-device augmentation: crops are windows of the input, masks are bands of zeros, mixup is convex."""
+"""On-device augmentation: crops are windows of the input, masks are bands of zeros, and every input of an example
+(MFCC and pitch rows) gets the same crop and the same masked frames."""
 
 from __future__ import annotations
 
@@ -10,20 +11,23 @@ import pytest
 from emojax import augment
 
 
-def _batch(batch: int = 6, height: int = 10, width: int = 40) -> jnp.ndarray:
-    """Values that identify their position: x[b, h, w] = 1 + b * 10_000 + h * 100 + w (never 0)."""
+def _batch(batch: int = 6, height: int = 10, width: int = 40) -> dict[str, jnp.ndarray]:
+    """Values that identify their position: x[b, h, w] = 1 + b * 10_000 + h * 100 + w (never 0); pitch rows are
+    the negatives of rows 0 and 1."""
     b, h, w = np.meshgrid(np.arange(batch), np.arange(height), np.arange(width), indexing="ij")
-    return jnp.asarray(1 + b * 10_000 + h * 100 + w, jnp.float32)
+    mfcc = jnp.asarray(1 + b * 10_000 + h * 100 + w, jnp.float32)
+    return {"mfcc": mfcc, "pitch": -mfcc[:, :2]}
 
 
-def test_random_crop_takes_a_window_of_each_example():
+def test_random_crop_takes_the_same_window_of_every_input_of_an_example():
     x = _batch()
-    out = np.asarray(augment.random_crop(jax.random.PRNGKey(0), x, 16))
-    assert out.shape == (6, 10, 16)
+    out = jax.tree.map(np.asarray, augment.random_crop(jax.random.PRNGKey(0), x, 16))
+    assert out["mfcc"].shape == (6, 10, 16) and out["pitch"].shape == (6, 2, 16)
     starts = []
     for b in range(6):
-        start = int(out[b, 0, 0] - 1 - b * 10_000)
-        np.testing.assert_array_equal(out[b], np.asarray(x)[b, :, start:start + 16])
+        start = int(out["mfcc"][b, 0, 0] - 1 - b * 10_000)
+        np.testing.assert_array_equal(out["mfcc"][b], np.asarray(x["mfcc"])[b, :, start:start + 16])
+        np.testing.assert_array_equal(out["pitch"][b], np.asarray(x["pitch"])[b, :, start:start + 16])
         starts.append(start)
     assert len(set(starts)) > 1  # the start differs between examples
     with pytest.raises(ValueError, match="cannot crop 41 frames"):
@@ -32,10 +36,11 @@ def test_random_crop_takes_a_window_of_each_example():
 
 def test_spec_augment_zeroes_whole_bands_only():
     x = _batch(batch=32)
-    out = np.asarray(augment.spec_augment(jax.random.PRNGKey(1), x, freq_masks=1, max_freq_width=3, time_masks=2,
-                                          max_time_width=5))
+    out = augment.spec_augment(jax.random.PRNGKey(1), {"mfcc": x["mfcc"]}, freq_masks=1, max_freq_width=3,
+                               time_masks=2, max_time_width=5)["mfcc"]
+    out = np.asarray(out)
     zero = out == 0
-    np.testing.assert_array_equal(out[~zero], np.asarray(x)[~zero])  # the rest is untouched
+    np.testing.assert_array_equal(out[~zero], np.asarray(x["mfcc"])[~zero])  # the rest is untouched
     for b in range(32):
         rows = zero[b].all(axis=1)  # frequency bands are zero over all frames
         cols = zero[b].all(axis=0)
@@ -44,25 +49,11 @@ def test_spec_augment_zeroes_whole_bands_only():
     assert zero.any(axis=(1, 2)).mean() > 0.5  # most examples got a mask
 
 
-def test_spec_augment_frequency_bands_stay_in_freq_rows():
-    """Rows from ``freq_rows`` on (pitch rows) are only ever masked in time."""
+def test_spec_augment_masks_pitch_rows_in_time_only_and_in_the_same_frames():
     x = _batch(batch=64, height=12)
-    out = np.asarray(augment.spec_augment(jax.random.PRNGKey(2), x, freq_masks=2, max_freq_width=4, time_masks=0,
-                                          max_time_width=0, freq_rows=10))
-    zero = out == 0
-    assert zero[:, :10].any() and not zero[:, 10:].any()
-    whole = np.asarray(augment.spec_augment(jax.random.PRNGKey(2), x, freq_masks=2, max_freq_width=4, time_masks=0,
-                                            max_time_width=0))
-    assert (whole == 0)[:, 10:].any()  # without freq_rows, bands reach every row
-
-
-def test_mixup_blends_inputs_and_targets_with_the_same_weight():
-    x = _batch(batch=8)
-    targets = jax.nn.one_hot(jnp.arange(8) % 4, 4)
-    mixed_x, mixed_t = augment.mixup(jax.random.PRNGKey(2), x, targets, 0.4)
-    mixed_t = np.asarray(mixed_t)
-    np.testing.assert_allclose(mixed_t.sum(axis=1), 1.0, rtol=1e-6)
-    lam = mixed_t[np.arange(8), np.arange(8) % 4]  # the own class's weight (partners have other classes)
-    assert np.all((lam >= 0) & (lam <= 1)) and lam.std() > 0
-    expected = lam[:, None, None] * np.asarray(x) + (1 - lam[:, None, None]) * np.roll(np.asarray(x), 1, axis=0)
-    np.testing.assert_allclose(np.asarray(mixed_x), expected, rtol=1e-5)
+    out = jax.tree.map(np.asarray, augment.spec_augment(jax.random.PRNGKey(2), x, freq_masks=2, max_freq_width=4,
+                                                        time_masks=1, max_time_width=8))
+    mfcc_frames = (out["mfcc"] == 0).all(axis=1)  # (B, W): frames masked in every MFCC row
+    pitch_zero = out["pitch"] == 0
+    np.testing.assert_array_equal(pitch_zero, np.broadcast_to(mfcc_frames[:, None], pitch_zero.shape))
+    assert mfcc_frames.any() and ((out["mfcc"] == 0).any(axis=2) & ~mfcc_frames.any(axis=1)[:, None]).any()

@@ -5,8 +5,8 @@ the processes wrote together restore.
 
 The three subprocesses run at the same time while the one-device reference trains in this process. The
 reference and the 4-device run feed batches from device-resident data (the default), the two processes
-feed them from the host (each process transfers only its devices' rows): the same numbers up to float
-rounding.
+feed them from the host (each process transfers only its devices' rows): the same training, up to the order in
+which float32 sums are taken (``same_training`` in conftest.py says what that allows).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the configs/ package
 
 from configs import demo  # noqa: E402
-from emojax import train  # noqa: E402
+from emojax import checkpoints, models, train  # noqa: E402
+from emojax.state import create_train_state  # noqa: E402
 
 # The demo recipe with a very small CNN: 20 steps per epoch, batches split over up to 4 devices.
 OVERRIDES = dict(widths=(8, 8), hidden=16, window_frames=32, crop_shift_frames=4, batch_size=32, epochs=2,
@@ -83,35 +84,38 @@ def _records(workdir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
 
 
-def _assert_same_run(reference: Path, other: Path) -> None:
-    """Same checkpointed step and state (params, batch_stats, optimizer), metrics.jsonl and test metrics, up to
-    float rounding (the devices sum the gradients in another order)."""
-    (_, a, _, step_a), (_, b, _, step_b) = (train.restore(d, "latest") for d in (reference, other))
+def _assert_same_run(reference: Path, other: Path, same_training) -> None:
+    """Same checkpointed step, the same training (``same_training``: parameters and BatchNorm statistics), the same
+    metrics.jsonl losses and validation figures, and test metrics that differ by at most one clip's prediction (the
+    devices sum the gradients in another order, so a clip near a decision boundary may flip)."""
+    (config, a, _, step_a), (_, b, _, step_b) = (checkpoints.restore(d, "latest") for d in (reference, other))
     assert step_a == step_b == OVERRIDES["epochs"] * (640 // OVERRIDES["batch_size"])
-    leaves = lambda s: jax.tree.leaves((s.params, s.batch_stats, s.opt_state))  # noqa: E731
-    for u, v in zip(leaves(a), leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-4, atol=1e-6)
+    start = create_train_state(config, models.create_model(config), 640 // OVERRIDES["batch_size"])
+    leaves = lambda s: jax.tree.leaves((s.params, s.batch_stats))  # noqa: E731
+    same_training(leaves(start), leaves(a), leaves(b))
     ra, rb = _records(reference), _records(other)
     assert [r["epoch"] for r in ra] == [r["epoch"] for r in rb] == list(range(1, OVERRIDES["epochs"] + 1))
     for x, y in zip(ra, rb):
         assert x.keys() == y.keys()
-        for key in x:
-            np.testing.assert_allclose(x[key], y[key], rtol=1e-4, err_msg=key)
+        assert x["step"] == y["step"]
+        np.testing.assert_allclose(x["train_loss"], y["train_loss"], rtol=1e-3)
+        for key in ("train_accuracy", "val_accuracy", "val_unweighted_accuracy"):  # one example or clip may flip
+            assert abs(x[key] - y[key]) <= 1 / 160 + 1e-9, (key, x[key], y[key])
     ta, tb = (json.loads((d / "test_metrics.json").read_text()) for d in (reference, other))
-    for key in ("checkpoint_step", "num_examples", "accuracy", "unweighted_accuracy", "macro_f1"):
-        np.testing.assert_allclose(ta[key], tb[key], rtol=1e-4, err_msg=key)
+    assert ta["checkpoint_step"] == tb["checkpoint_step"] and ta["num_examples"] == tb["num_examples"] == 160
+    assert np.abs(np.asarray(ta["confusion_matrix"]) - np.asarray(tb["confusion_matrix"])).sum() <= 2
 
 
-def test_four_devices_match_one(runs):
+def test_four_devices_match_one(runs, same_training):
     assert "4 device(s)" in runs["log4"].read_text()
-    _assert_same_run(runs["one"], runs["four"])
+    _assert_same_run(runs["one"], runs["four"], same_training)
 
 
-def test_two_processes_match_one_and_only_process_0_logs(runs):
+def test_two_processes_match_one_and_only_process_0_logs(runs, same_training):
     log0, log1 = runs["log0"].read_text(), runs["log1"].read_text()
     assert "2 device(s)" in log0 and f"epoch {OVERRIDES['epochs']}/{OVERRIDES['epochs']}" in log0, log0
     assert "test (best checkpoint" in log0
     for line in ("data:", "model:", "epoch 1/", "test (best checkpoint"):
         assert line not in log1, log1
-    _assert_same_run(runs["one"], runs["two"])  # one metrics.jsonl line per epoch: written once
+    _assert_same_run(runs["one"], runs["two"], same_training)  # one metrics.jsonl line per epoch: written once
     assert len(list((runs["two"] / "tensorboard").glob("events.out.tfevents.*"))) == 1

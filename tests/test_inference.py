@@ -18,10 +18,15 @@ from emojax.labels import EMOTIONS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _probabilities(predictor: inference.Predictor, windows: np.ndarray) -> np.ndarray:
-    """(K, n_mfcc, frames) raw windows -> (K, C): each member's model on its normalisation of them, averaged."""
-    return np.mean([trainer.predict(variables, normalization(windows))
-                    for trainer, variables, normalization, _ in predictor._members], axis=0)
+def _probabilities(predictor: inference.Predictor, windows: dict[str, np.ndarray]) -> np.ndarray:
+    """Raw windows {name: (K, R, frames)} -> (K, C): each member's model on its normalisation of them, averaged."""
+    return np.mean([classifier.predict(variables, normalization(windows))
+                    for classifier, variables, normalization, _ in predictor._members], axis=0)
+
+
+def _first(windows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Evaluation windows {name: (N, K, R, frames)} -> the first window of each clip, {name: (N, R, frames)}."""
+    return {name: w[:, 0] for name, w in windows.items()}
 
 
 def _run(*args: str, data_dir: str, cache: str) -> subprocess.CompletedProcess:
@@ -130,16 +135,16 @@ def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic
 
 def test_a_corpus_clip_gets_the_training_window(trained_workdir, synthetic_data_dir):
     """Predicting a recording of the test split equals classifying its stored training-pipeline window."""
-    from emojax import corpora, input_pipeline
+    from emojax import input_pipeline, prepared
 
     predictor = inference.Predictor.from_workdir(trained_workdir)
-    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    stored = prepared.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
     clip = next(synthetic.generate("test"))
     index = [i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)]
     assert len(index) == 1, "the stored test split should hold the generated clip once"
     c = predictor.config
-    expected = _probabilities(predictor, input_pipeline.crop_windows(stored["mfcc"][index[0]], [c.offset_frames],
-                                                                     c.window_frames, c.n_mfcc))[0]
+    expected = _probabilities(predictor, input_pipeline.clip_windows({"mfcc": stored["mfcc"][index[0]]},
+                                                                     [c.offset_frames], c.window_frames, c.n_mfcc))[0]
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert len(result.windows) == 1 and result.windows[0]["start_seconds"] == pytest.approx(0.5, abs=0.01)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], expected, atol=1e-4)
@@ -180,16 +185,16 @@ def test_eval_cli_on_hostile_files(trained_workdir, synthetic_data_dir, compilat
 
 def test_test_crops_average_the_evaluation_windows(trained_workdir, synthetic_data_dir):
     """With ``test_crops`` > 1 a short clip's prediction is the mean over the evaluation windows, as in eval."""
-    from emojax import corpora, input_pipeline
+    from emojax import input_pipeline, prepared
 
     predictor = inference.Predictor.from_workdir(trained_workdir)
     c = predictor.config
     c.crop_shift_frames, c.test_crops = 20, 3
-    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    stored = prepared.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
     clip = next(synthetic.generate("test"))
     index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
     offsets = input_pipeline.evaluation_offsets(c)
-    windows = input_pipeline.crop_windows(stored["mfcc"][index], offsets, c.window_frames, c.n_mfcc)
+    windows = input_pipeline.clip_windows({"mfcc": stored["mfcc"][index]}, offsets, c.window_frames, c.n_mfcc)
     expected = _probabilities(predictor, windows).mean(axis=0)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     assert [w["start_seconds"] for w in result.windows] == pytest.approx(offsets * 512 / 44_100, abs=1e-6)
@@ -199,18 +204,18 @@ def test_test_crops_average_the_evaluation_windows(trained_workdir, synthetic_da
 def test_utterance_normalization_is_applied_to_recordings_as_in_training(trained_workdir, synthetic_data_dir):
     """A config with per-utterance normalisation gets it at prediction time too: the clip's whole MFCC, then the
     window, as ``input_pipeline.evaluation_windows`` does."""
-    from emojax import corpora, input_pipeline
+    from emojax import input_pipeline, prepared
 
     predictor = inference.Predictor.from_workdir(trained_workdir)
     c = predictor.config
     c.utterance_normalization = "mean_std"
-    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    stored = prepared.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
     clip = next(synthetic.generate("test"))
     index = next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio))
-    window = input_pipeline.crop_windows(stored["mfcc"][index], [c.offset_frames], c.window_frames, c.n_mfcc,
-                                         "mean_std")
-    plain = input_pipeline.crop_windows(stored["mfcc"][index], [c.offset_frames], c.window_frames, c.n_mfcc)
-    assert not np.allclose(window, plain, atol=0.1)
+    clip_rows = {"mfcc": stored["mfcc"][index]}
+    window = input_pipeline.clip_windows(clip_rows, [c.offset_frames], c.window_frames, c.n_mfcc, "mean_std")
+    plain = input_pipeline.clip_windows(clip_rows, [c.offset_frames], c.window_frames, c.n_mfcc)
+    assert not np.allclose(window["mfcc"], plain["mfcc"], atol=0.1)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], _probabilities(predictor, window)[0],
                                atol=1e-4)
@@ -230,27 +235,27 @@ def other_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Pa
 
 
 def test_an_ensemble_averages_its_members_probabilities(trained_workdir, other_workdir, synthetic_data_dir):
-    from emojax import input_pipeline, metrics, train
+    from emojax import checkpoints, evaluate, input_pipeline, metrics
 
     members = [trained_workdir, other_workdir]
-    config, *_ = train.restore(trained_workdir)
+    config, *_ = checkpoints.restore(trained_workdir)
     test = input_pipeline.load_splits(config)["test"]
-    windows = input_pipeline.evaluation_windows(test, config)  # (N, 1, n_mfcc, frames)
-    member_probs = [_probabilities(inference.Predictor.from_workdir(w), windows[:, 0]) for w in members]
+    windows = _first(input_pipeline.evaluation_windows(test, config))  # {"mfcc": (N, n_mfcc, frames)}
+    member_probs = [_probabilities(inference.Predictor.from_workdir(w), windows) for w in members]
     assert np.abs(member_probs[0] - member_probs[1]).max() > 0.05  # two different models
     expected = metrics.classification_metrics(test.label, np.mean(member_probs, axis=0))
 
-    result = train.evaluate_checkpoint(members)
+    result = evaluate.evaluate_checkpoint(members)
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
     assert result["unweighted_accuracy"] == pytest.approx(expected["unweighted_accuracy"])
     np.testing.assert_array_equal(result["confusion_matrix"], expected["confusion_matrix"])
     assert [m["workdir"] for m in result["members"]] == [str(w) for w in members] and "checkpoint_step" not in result
-    single = [train.evaluate_checkpoint(w) for w in members]
+    single = [evaluate.evaluate_checkpoint(w) for w in members]
     assert result["num_parameters"] == sum(json.loads((w / "test_metrics.json").read_text())["num_parameters"]
                                            for w in members)
     assert "members" not in single[0] and single[0]["checkpoint_step"] == result["members"][0]["checkpoint_step"]
     # The same model twice is the model.
-    assert train.evaluate_checkpoint([trained_workdir] * 2)["confusion_matrix"] == single[0]["confusion_matrix"]
+    assert evaluate.evaluate_checkpoint([trained_workdir] * 2)["confusion_matrix"] == single[0]["confusion_matrix"]
 
     ensemble = inference.Predictor.from_workdirs(members)
     clip = next(synthetic.generate("test"))
@@ -265,12 +270,12 @@ def test_an_ensemble_averages_its_members_probabilities(trained_workdir, other_w
 def test_an_ensemble_refuses_runs_of_other_clips_or_windows(trained_workdir, tmp_path, synthetic_data_dir,
                                                            compilation_cache):
     from configs import demo
-    from emojax import train
+    from emojax import evaluate, train
 
     config = demo.get_config()
     config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=1, split_seed=7, n_mfcc=20))
     train.train_and_evaluate(config, tmp_path / "other_split")
-    for call in (train.evaluate_checkpoint, inference.Predictor.from_workdirs):
+    for call in (evaluate.evaluate_checkpoint, inference.Predictor.from_workdirs):
         with pytest.raises(train.TrainingError, match=r"other_split cannot be averaged with .*split_seed: 7 there, "
                                                        r"42 in .*n_mfcc: 20 there, 25 in"):
             call([trained_workdir, tmp_path / "other_split"])
@@ -278,7 +283,7 @@ def test_an_ensemble_refuses_runs_of_other_clips_or_windows(trained_workdir, tmp
 
 def test_eval_cli_evaluates_and_predicts_with_an_ensemble(trained_workdir, other_workdir, synthetic_data_dir,
                                                           compilation_cache, audio_files, tmp_path):
-    from emojax import train
+    from emojax import evaluate
 
     members = [str(trained_workdir), str(other_workdir)]
     flags = [f"--workdir={w}" for w in members]
@@ -286,7 +291,7 @@ def test_eval_cli_evaluates_and_predicts_with_an_ensemble(trained_workdir, other
                 cache=compilation_cache)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    expected = train.evaluate_checkpoint(members, "validation")
+    expected = evaluate.evaluate_checkpoint(members, "validation")
     assert result["accuracy"] == pytest.approx(expected["accuracy"]) and len(result["members"]) == 2
     assert json.loads((tmp_path / "ensemble" / "metrics_validation.json").read_text())["members"] == result["members"]
     assert (tmp_path / "ensemble" / "confusion_matrix_validation.png").is_file()
@@ -319,21 +324,21 @@ def speaker_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> 
 
 
 def test_a_speaker_normalized_run_evaluates_and_ensembles_as_it_trained(speaker_workdir, trained_workdir):
-    from emojax import input_pipeline, metrics, train
+    from emojax import checkpoints, evaluate, input_pipeline, metrics
 
     trained = json.loads((speaker_workdir / "test_metrics.json").read_text())
-    again = train.evaluate_checkpoint(speaker_workdir)
+    again = evaluate.evaluate_checkpoint(speaker_workdir)
     assert again["confusion_matrix"] == trained["confusion_matrix"]
     # With a member without speaker normalisation: each member sees its own windows.
-    config, *_ = train.restore(trained_workdir)
+    config, *_ = checkpoints.restore(trained_workdir)
     splits = input_pipeline.load_splits(config)
-    plain = input_pipeline.evaluation_windows(splits["test"], config)[:, 0]
-    normalized = input_pipeline.evaluation_windows(input_pipeline.speaker_normalize(splits, "mean_std")["test"],
-                                                   config)[:, 0]
+    plain = _first(input_pipeline.evaluation_windows(splits["test"], config))
+    normalized = _first(input_pipeline.evaluation_windows(
+        input_pipeline.speaker_normalize(splits, "mean_std")["test"], config))
     probs = [_probabilities(inference.Predictor.from_workdir(trained_workdir), plain),
              _probabilities(inference.Predictor.from_workdir(speaker_workdir), normalized)]
     expected = metrics.classification_metrics(splits["test"].label, np.mean(probs, axis=0))
-    result = train.evaluate_checkpoint([trained_workdir, speaker_workdir])
+    result = evaluate.evaluate_checkpoint([trained_workdir, speaker_workdir])
     np.testing.assert_array_equal(result["confusion_matrix"], expected["confusion_matrix"])
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
 
@@ -349,7 +354,7 @@ def test_predicting_with_speaker_normalization_takes_the_speakers_statistics(spe
                                                                              synthetic_data_dir):
     """The statistics of a speaker's recordings are those of their stored MFCCs, and a recording is classified on
     the windows of its MFCC normalised by them, as in training."""
-    from emojax import corpora, input_pipeline
+    from emojax import input_pipeline, prepared
 
     predictor = inference.Predictor.from_workdir(speaker_workdir)
     assert predictor.speaker_normalization == "mean_std"
@@ -357,19 +362,21 @@ def test_predicting_with_speaker_normalization_takes_the_speakers_statistics(spe
     with pytest.raises(ValueError, match=r"speaker_statistics\(.*--one_speaker"):
         predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE)
     speaker = predictor.speaker_statistics([(clip.audio, synthetic.SAMPLE_RATE) for clip in clips])
-    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
+    stored = prepared.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "audio"))
     index = [next(i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)) for clip in clips]
-    expected = input_pipeline.frame_statistics([stored["mfcc"][i] for i in index])
-    for got, want in zip(speaker, expected):
+    expected = input_pipeline.frame_statistics([{"mfcc": stored["mfcc"][i]} for i in index])
+    assert set(speaker) == {"mfcc"}
+    for got, want in zip(speaker["mfcc"], expected["mfcc"]):
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
     c = predictor.config
-    window = input_pipeline.crop_windows(input_pipeline.normalize_by_speaker(stored["mfcc"][index[0]], speaker,
-                                                                             "mean_std"),
+    window = input_pipeline.clip_windows(input_pipeline.normalize_by_speaker({"mfcc": stored["mfcc"][index[0]]},
+                                                                             speaker, "mean_std"),
                                          input_pipeline.evaluation_offsets(c), c.window_frames, c.n_mfcc)
     result = predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE, speaker=speaker)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS],
                                _probabilities(predictor, window).mean(axis=0), atol=1e-4)
-    other = predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE, speaker=(speaker[0] + 3.0, speaker[1]))
+    shifted = {"mfcc": (speaker["mfcc"][0] + 3.0, speaker["mfcc"][1])}
+    other = predictor.predict(clips[0].audio, synthetic.SAMPLE_RATE, speaker=shifted)
     assert other.probabilities != result.probabilities
     # A model without speaker normalisation ignores them.
     plain = inference.Predictor.from_workdir(trained_workdir)
@@ -417,31 +424,31 @@ def pitch_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Pa
 def test_a_pitch_run_predicts_evaluates_and_ensembles_as_it_trained(pitch_workdir, trained_workdir,
                                                                      synthetic_data_dir):
     """Recordings get their pitch rows as the stored clips have them; ensembles give each member its own rows."""
-    from emojax import corpora, input_pipeline, metrics, train
+    from emojax import checkpoints, evaluate, input_pipeline, metrics, prepared
 
     predictor = inference.Predictor.from_workdir(pitch_workdir)
-    stored = corpora.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "pitch", "audio"))
+    stored = prepared.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "pitch", "audio"))
     clip = next(synthetic.generate("test"))
     (index,) = [i for i, audio in enumerate(stored["audio"]) if np.array_equal(audio, clip.audio)]
     c = predictor.config
-    rows = input_pipeline.with_pitch(stored["mfcc"][index], stored["pitch"][index])
-    window = input_pipeline.crop_windows(rows, [c.offset_frames], c.window_frames, c.n_mfcc, pitch=True)
-    assert window.shape == (1, c.n_mfcc + 2, c.window_frames)
+    rows = {"mfcc": stored["mfcc"][index], "pitch": stored["pitch"][index]}
+    window = input_pipeline.clip_windows(rows, [c.offset_frames], c.window_frames, c.n_mfcc)
+    assert window["pitch"].shape == (1, 2, c.window_frames)
     result = predictor.predict(clip.audio, synthetic.SAMPLE_RATE)
     np.testing.assert_allclose([result.probabilities[e] for e in EMOTIONS], _probabilities(predictor, window)[0],
                                atol=1e-4)
     trained = json.loads((pitch_workdir / "test_metrics.json").read_text())
-    assert train.evaluate_checkpoint(pitch_workdir)["confusion_matrix"] == trained["confusion_matrix"]
+    assert evaluate.evaluate_checkpoint(pitch_workdir)["confusion_matrix"] == trained["confusion_matrix"]
     # With a member that reads no pitch rows (listed first, so the ensemble must still read them).
-    config, *_ = train.restore(trained_workdir)
+    config, *_ = checkpoints.restore(trained_workdir)
     config.pitch = True
     test = input_pipeline.load_splits(config)["test"]
     config.pitch = False
     probs = [_probabilities(inference.Predictor.from_workdir(trained_workdir),
-                            input_pipeline.evaluation_windows(test, config)[:, 0]),
-             _probabilities(predictor, input_pipeline.evaluation_windows(test, c)[:, 0])]
+                            _first(input_pipeline.evaluation_windows(test, config))),
+             _probabilities(predictor, _first(input_pipeline.evaluation_windows(test, c)))]
     expected = metrics.classification_metrics(test.label, np.mean(probs, axis=0))
-    evaluated = train.evaluate_checkpoint([trained_workdir, pitch_workdir])
+    evaluated = evaluate.evaluate_checkpoint([trained_workdir, pitch_workdir])
     np.testing.assert_array_equal(evaluated["confusion_matrix"], expected["confusion_matrix"])
     ensemble = inference.Predictor.from_workdirs([trained_workdir, pitch_workdir]).predict(clip.audio,
                                                                                           synthetic.SAMPLE_RATE)

@@ -35,7 +35,7 @@ def test_stratified_split_matches_the_reference_sizes():
 
 def _corpus(n: int, frames: int = 100, seed: int = 0) -> Corpus:
     rng = np.random.default_rng(seed)
-    return Corpus(mfcc=[rng.normal(size=(40, frames + i % 7)).astype(np.float32) for i in range(n)],
+    return Corpus(mfcc=[rng.normal(size=(40, frames + i % 7)).astype(np.float32) for i in range(n)], pitch=None,
                   label=np.arange(n) % 8, speaker=np.array([f"s{i % 5}" for i in range(n)]),
                   corpus=np.array(["a", "b"] * (n // 2)), gender=np.array(["f"] * n),
                   file=np.array([f"{i}.wav" for i in range(n)]))
@@ -59,7 +59,7 @@ def test_load_splits_takes_the_builder_splits_from_any_reader():
         return parts[split]
 
     config = ml_collections.ConfigDict(dict(datasets=("a", "b"), protocol="speaker", test_fraction=0.2,
-                                            validation_fraction=0.1, split_seed=3))
+                                            validation_fraction=0.1, split_seed=3, refit=False))
     assert {k: list(v.file) for k, v in input_pipeline.load_splits(config, read).items()} == {
         k: list(v.file) for k, v in parts.items()}
     assert calls == [(("a", "b"), split) for split in input_pipeline.SPLITS]
@@ -84,8 +84,8 @@ def test_refit_trains_on_the_validation_clips_and_keeps_the_test_split():
     assert list(refit["test"].file) == list(plain["test"].file)
     assert len(refit["validation"]) == 0 and refit["validation"].label.shape == (0,)
     windows = input_pipeline.evaluation_windows(refit["validation"], ml_collections.ConfigDict(dict(
-        offset_frames=0, window_frames=16, n_mfcc=25, test_crops=1)))
-    assert windows.shape == (0, 1, 25, 16)
+        offset_frames=0, window_frames=16, n_mfcc=25, test_crops=1, utterance_normalization="none")))
+    assert windows["mfcc"].shape == (0, 1, 25, 16)
 
 
 def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
@@ -117,42 +117,43 @@ def test_held_out_classes_are_the_test_corpus_emotions_under_loco_only():
 
 def test_crop_windows_slice_and_zero_pad():
     mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
-    w = input_pipeline.crop_windows(mfcc, [4], 8, 25)
+    w = input_pipeline.crop_windows(mfcc[:25], [4], 8)
     assert w.shape == (1, 25, 8)
     np.testing.assert_array_equal(w[0, :, :6], mfcc[:25, 4:10])
     assert not w[0, :, 6:].any()
-    early, inside, late = input_pipeline.crop_windows(mfcc, np.array([-2, 3, 20]), 4, 3)
+    early, inside, late = input_pipeline.crop_windows(mfcc[:3], np.array([-2, 3, 20]), 4)
     assert not early[:, :2].any()
     np.testing.assert_array_equal(early[:, 2:], mfcc[:3, :2])
     np.testing.assert_array_equal(inside, mfcc[:3, 3:7])
     assert not late.any()
 
 
-def test_pitch_rows_follow_the_first_n_mfcc_coefficients():
+def test_pitch_rows_travel_beside_the_first_n_mfcc_coefficients():
     mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
     pitch = -np.arange(2 * 10, dtype=np.float32).reshape(2, 10)
-    clip = input_pipeline.with_pitch(mfcc, pitch)
-    assert clip.shape == (42, 10)
-    w = input_pipeline.crop_windows(clip, [2, 6], 6, 25, pitch=True)
-    assert w.shape == (2, 27, 6)
-    np.testing.assert_array_equal(w[0, :25], mfcc[:25, 2:8])
-    np.testing.assert_array_equal(w[0, 25:], pitch[:, 2:8])
-    assert not w[1, :, 4:].any()
-    np.testing.assert_array_equal(input_pipeline.crop_windows(clip, [2], 6, 25), w[:1, :25])  # rows 25-41 unused
+    w = input_pipeline.clip_windows({"mfcc": mfcc, "pitch": pitch}, [2, 6], 6, 25)
+    assert w["mfcc"].shape == (2, 25, 6) and w["pitch"].shape == (2, 2, 6)
+    np.testing.assert_array_equal(w["mfcc"][0], mfcc[:25, 2:8])
+    np.testing.assert_array_equal(w["pitch"][0], pitch[:, 2:8])
+    assert not w["mfcc"][1, :, 4:].any() and not w["pitch"][1, :, 4:].any()
     # Utterance normalisation covers the pitch rows too.
-    centred = input_pipeline.crop_windows(clip, [0], 10, 3, "mean", pitch=True)[0]
-    np.testing.assert_allclose(centred.mean(axis=1), 0, atol=1e-5)
-    with pytest.raises(ValueError, match="config.pitch=True"):
-        input_pipeline.crop_windows(mfcc, [0], 6, 25, pitch=True)
-    with pytest.raises(ValueError, match="pitch rows"):
-        input_pipeline.with_pitch(mfcc, pitch[:, :5])
+    centred = input_pipeline.clip_windows({"mfcc": mfcc, "pitch": pitch}, [0], 10, 3, "mean")
+    np.testing.assert_allclose(centred["pitch"][0].mean(axis=1), 0, atol=1e-5)
     corpus = Corpus.from_split(dict(mfcc=[mfcc], pitch=[pitch], label=[0], speaker=["s"], corpus=["c"],
                                     gender=["f"], file=["a"]))
-    np.testing.assert_array_equal(corpus.mfcc[0], clip)
-    config = ml_collections.ConfigDict(dict(n_mfcc=25))
-    assert input_pipeline.input_rows(config) == 25
+    np.testing.assert_array_equal(corpus.clip(0)["pitch"], pitch)
+    windows = input_pipeline.make_windows(Corpus.concatenate([corpus, corpus]), [2, 6], 6, 25)
+    np.testing.assert_array_equal(windows["pitch"][1], w["pitch"])
+    assert Corpus.concatenate([corpus, dataclasses.replace(corpus, pitch=None)]).pitch is None
+    config = ml_collections.ConfigDict(dict(n_mfcc=25, window_frames=64, pitch=False))
+    assert input_pipeline.input_shapes(config) == {"mfcc": (25, 64)}
     config.pitch = True
-    assert input_pipeline.input_rows(config) == 27
+    assert input_pipeline.input_shapes(config) == {"mfcc": (25, 64), "pitch": (2, 64)}
+    # A normalisation picks the inputs its model reads.
+    norm = Normalization.fit({"mfcc": windows["mfcc"][:, 0]}, "per_coefficient")
+    assert set(norm(windows)) == {"mfcc"}
+    with pytest.raises(ValueError, match="config.pitch=True"):
+        Normalization.fit(windows, "per_position")({"mfcc": windows["mfcc"]})
 
 
 def test_utterance_normalization_uses_the_whole_clip():
@@ -173,7 +174,7 @@ def test_utterance_normalization_uses_the_whole_clip():
     np.testing.assert_allclose(input_pipeline.utterance_normalize(mfcc + channel, "mean"), mean, atol=1e-4)
     np.testing.assert_allclose(input_pipeline.utterance_normalize(3 * mfcc + channel, "mean_std"), both, atol=1e-4)
     # Statistics over the whole clip and its first n_mfcc rows; the window is cut afterwards, zero-padded.
-    first, last = input_pipeline.crop_windows(mfcc, [0, 80], 16, 25, "mean_std")
+    first, last = input_pipeline.clip_windows({"mfcc": mfcc}, [0, 80], 16, 25, "mean_std")["mfcc"]
     normalized = input_pipeline.utterance_normalize(mfcc[:25], "mean_std")
     np.testing.assert_allclose(first, normalized[:, :16], atol=1e-6)
     np.testing.assert_allclose(last[:, :10], normalized[:, 80:], atol=1e-6)
@@ -185,19 +186,20 @@ def test_utterance_normalization_uses_the_whole_clip():
 @pytest.mark.parametrize("kind,shape", [("per_position", (25, 30)), ("per_coefficient", (25, 1))])
 def test_normalization_uses_training_statistics(kind, shape):
     rng = np.random.default_rng(0)
-    train = rng.normal(3.0, 2.0, (50, 25, 30)).astype(np.float32)
+    train = {"mfcc": rng.normal(3.0, 2.0, (50, 25, 30)).astype(np.float32)}
     norm = Normalization.fit(train, kind)
-    assert norm.mean.shape == shape and norm.std.shape == shape
-    out = norm(train)
+    assert norm.statistics["mfcc"][0].shape == shape and norm.statistics["mfcc"][1].shape == shape
+    out = norm(train)["mfcc"]
     np.testing.assert_allclose(out.mean(axis=0 if kind == "per_position" else (0, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(out.std(axis=0 if kind == "per_position" else (0, 2)), 1.0, atol=1e-4)
     back = Normalization.from_dict(norm.to_dict())
-    np.testing.assert_array_equal(back(train), out)
+    np.testing.assert_array_equal(back(train)["mfcc"], out)
 
 
 def _config(**overrides) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(dict(n_mfcc=25, window_frames=64, offset_frames=10, crop_shift_frames=0,
-                                            normalization="per_position"))
+                                            normalization="per_position", test_crops=1, utterance_normalization="none",
+                                            speaker_normalization="none"))
     config.update(overrides)
     return config
 
@@ -205,28 +207,29 @@ def _config(**overrides) -> ml_collections.ConfigDict:
 def test_prepare_widens_training_windows_for_crops():
     splits = {"train": _corpus(20), "validation": _corpus(8, seed=1), "test": _corpus(8, seed=2)}
     arrays, norm = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"), splits)
-    assert arrays["train"].x.shape == (20, 25, 76)
-    assert arrays["validation"].x.shape == (8, 1, 25, 64) and arrays["test"].x.shape == (8, 1, 25, 64)
+    assert arrays["train"].x["mfcc"].shape == (20, 25, 76)
+    assert arrays["validation"].x["mfcc"].shape == (8, 1, 25, 64) and arrays["test"].x["mfcc"].shape == (8, 1, 25, 64)
     assert arrays["train"].y.dtype == np.int32
     raw = input_pipeline.make_windows(splits["test"], [10], 64, 25)
-    np.testing.assert_allclose(arrays["test"].x, norm(raw))
+    np.testing.assert_allclose(arrays["test"].x["mfcc"], norm(raw)["mfcc"])
     with pytest.raises(ValueError, match="crop_shift_frames=0"):
         input_pipeline.prepare(_config(crop_shift_frames=6), splits)
     centred, _ = input_pipeline.prepare(_config(utterance_normalization="mean"), splits)
     raw = input_pipeline.make_windows(splits["test"], [10], 64, 25, "mean")
-    np.testing.assert_allclose(centred["test"].x, Normalization.fit(
-        input_pipeline.make_windows(splits["train"], [10], 64, 25, "mean")[:, 0], "per_position")(raw), atol=1e-5)
+    train = {"mfcc": input_pipeline.make_windows(splits["train"], [10], 64, 25, "mean")["mfcc"][:, 0]}
+    np.testing.assert_allclose(centred["test"].x["mfcc"], Normalization.fit(train, "per_position")(raw)["mfcc"],
+                               atol=1e-5)
 
 
 def test_evaluation_windows_spread_over_the_training_crops():
     corpus = _corpus(3)
     config = _config(crop_shift_frames=6, test_crops=3)
     np.testing.assert_array_equal(input_pipeline.evaluation_offsets(config), [4, 10, 16])
-    windows = input_pipeline.evaluation_windows(corpus, config)
+    windows = input_pipeline.evaluation_windows(corpus, config)["mfcc"]
     assert windows.shape == (3, 3, 25, 64)
     for i, mfcc in enumerate(corpus.mfcc):
         for k, offset in enumerate((4, 10, 16)):
-            np.testing.assert_array_equal(windows[i, k], input_pipeline.crop_windows(mfcc, [offset], 64, 25)[0])
+            np.testing.assert_array_equal(windows[i, k], input_pipeline.crop_windows(mfcc[:25], [offset], 64)[0])
     np.testing.assert_array_equal(input_pipeline.evaluation_offsets(_config()), [10])
     with pytest.raises(ValueError, match="test_crops"):
         input_pipeline.evaluation_offsets(_config(test_crops=0))
@@ -254,12 +257,12 @@ def test_speaker_normalization_uses_each_speakers_training_statistics():
         frames = np.concatenate([m for m, s in zip(out["train"].mfcc, out["train"].speaker) if s == speaker], axis=1)
         np.testing.assert_allclose(frames.mean(axis=1), 0.0, atol=1e-5)
         np.testing.assert_allclose(frames.std(axis=1), 1.0, atol=1e-4)
-    mean, std = input_pipeline.speaker_statistics(train)["s1"]
+    mean, std = input_pipeline.speaker_statistics(train)["s1"]["mfcc"]
     for i in range(5):  # s1 in the test split: by s1's training statistics, in every split
         np.testing.assert_allclose(out["test"].mfcc[i], (test.mfcc[i] - mean) / std, atol=1e-5)
         np.testing.assert_array_equal(out["validation"].mfcc[i], out["test"].mfcc[i])
-    own = input_pipeline.frame_statistics(test.mfcc[5:])  # a new speaker: their own clips of the split
-    np.testing.assert_allclose(out["test"].mfcc[7], (test.mfcc[7] - own[0]) / own[1], atol=1e-5)
+    own = input_pipeline.frame_statistics([{"mfcc": m} for m in test.mfcc[5:]])["mfcc"]  # a new speaker: their own
+    np.testing.assert_allclose(out["test"].mfcc[7], (test.mfcc[7] - own[0]) / own[1], atol=1e-5)  # clips of the split
     relabelled = dict(splits, train=dataclasses.replace(train, label=train.label[::-1]))
     np.testing.assert_array_equal(input_pipeline.speaker_normalize(relabelled, "mean_std")["test"].mfcc[0],
                                   out["test"].mfcc[0])
@@ -269,8 +272,8 @@ def test_speaker_normalization_uses_each_speakers_training_statistics():
     assert [len(c) for c in out.values()] == [30, 5, 10] and list(out["test"].file) == list(test.file)
     with pytest.raises(ValueError, match="config.speaker_normalization"):
         input_pipeline.speaker_normalize(splits, "per_speaker")
-    with pytest.raises(ValueError, match="at least one MFCC frame"):
-        input_pipeline.frame_statistics([np.zeros((40, 0), np.float32)])
+    with pytest.raises(ValueError, match="at least one frame"):
+        input_pipeline.frame_statistics([{"mfcc": np.zeros((40, 0), np.float32)}])
 
 
 def test_prepare_normalizes_speakers_before_windows():
@@ -282,7 +285,7 @@ def test_prepare_normalizes_speakers_before_windows():
     expected, expected_norm = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"),
                                                      normalized)
     for name in input_pipeline.SPLITS:
-        np.testing.assert_array_equal(arrays[name].x, expected[name].x)
-    np.testing.assert_array_equal(norm.mean, expected_norm.mean)
+        np.testing.assert_array_equal(arrays[name].x["mfcc"], expected[name].x["mfcc"])
+    np.testing.assert_array_equal(norm.statistics["mfcc"][0], expected_norm.statistics["mfcc"][0])
     plain, _ = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"), splits)
-    assert not np.allclose(plain["test"].x, arrays["test"].x, atol=0.05)
+    assert not np.allclose(plain["test"].x["mfcc"], arrays["test"].x["mfcc"], atol=0.05)

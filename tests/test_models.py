@@ -1,5 +1,5 @@
 """Models: the reference's exact size, every config's model size, the im2col convolution, BatchNorm, any-length CNN,
-mixed precision."""
+pitch channels, mixed precision."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def _count(tree) -> int:
 
 
 def test_seed_cnn_has_the_reference_size():
-    init = lambda: models.SeedCNN().init(jax.random.PRNGKey(0), jnp.zeros((1, 25, 216)), train=False)  # noqa: E731
+    init = lambda: models.SeedCNN().init(jax.random.PRNGKey(0), {"mfcc": jnp.zeros((1, 25, 216))},  # noqa: E731
+                                         train=False)
     variables = jax.eval_shape(init)
     assert _count(variables["params"]) == 55_656
     assert _count(variables["batch_stats"]) == 384
@@ -27,8 +28,8 @@ def test_seed_cnn_has_the_reference_size():
     assert variables["params"]["Dense_0"]["kernel"].shape == (416, 64)
 
 
-@pytest.mark.parametrize("name, params", [("seed", 55_656), ("demo", None), ("small", 58_376), ("medium", 131_320),
-                                          ("default", 131_320), ("speaker", 131_320)])
+@pytest.mark.parametrize("name, params", [("seed", 55_656), ("demo", None), ("small", 58_376), ("default", 131_320),
+                                          ("speaker", 131_320), ("large", 521_704), ("xlarge", 1_171_160)])
 def test_every_config_builds_its_model_with_the_documented_size(name, params):
     import importlib
     import sys
@@ -37,13 +38,13 @@ def test_every_config_builds_its_model_with_the_documented_size(name, params):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the configs/ package
     config = importlib.import_module(f"configs.{name}").get_config()
     shapes = jax.eval_shape(lambda: models.create_model(config).init(
-        jax.random.PRNGKey(0), jnp.zeros((1, config.n_mfcc, config.window_frames)), train=False))
+        jax.random.PRNGKey(0), {"mfcc": jnp.zeros((1, config.n_mfcc, config.window_frames))}, train=False))
     assert set(shapes) == {"params", "batch_stats"}
     if params is not None:  # the counts BENCHMARKS.md and the configs' docstrings state
         assert _count(shapes["params"]) == params
 
 
-def _variables(model: nn.Module, x: jnp.ndarray) -> dict:
+def _variables(model: nn.Module, x: dict[str, jnp.ndarray]) -> dict:
     """Random parameters of the right shapes without compiling ``init`` (XLA:CPU compiles its PRNG slowly)."""
     shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
     rng = np.random.default_rng(0)
@@ -129,41 +130,18 @@ def test_batch_norm_train_gradient_includes_its_returned_statistics():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("pooling", ["stats", "attention"])
-def test_cnn_takes_any_number_of_frames(pooling):
-    model = models.CNN(widths=(8, 16), hidden=16, pooling=pooling)
-    variables = _variables(model, jnp.zeros((1, 25, 216)))
+def test_cnn_takes_any_number_of_frames():
+    model = models.CNN(widths=(8, 16), hidden=16)
+    variables = _variables(model, {"mfcc": jnp.zeros((1, 25, 216))})
     apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
     for frames in (40, 500):
-        logits = apply(variables, jnp.ones((3, 25, frames)))
+        logits = apply(variables, {"mfcc": jnp.ones((3, 25, frames))})
         assert logits.shape == (3, 8) and bool(jnp.isfinite(logits).all())
-
-
-def test_attentive_pooling_weights_frames_and_is_stats_pooling_with_constant_scores():
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 30, 6)), jnp.float32)  # (B, T, C)
-    pool = models.AttentiveStatsPooling(attention=4)
-    variables = pool.init(jax.random.PRNGKey(0), x)
-    mean, std = np.split(np.asarray(pool.apply(variables, x)), 2, axis=-1)
-    # Reference: the weighted mean and standard deviation, written out in float64.
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
-    scores = np.tanh(np.asarray(x, np.float64) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]) \
-        @ p["Dense_1"]["kernel"][:, 0] + p["Dense_1"]["bias"][0]
-    w = np.exp(scores - scores.max(1, keepdims=True))
-    w /= w.sum(1, keepdims=True)
-    ref_mean = np.einsum("bt,btc->bc", w, x)
-    ref_std = np.sqrt(np.einsum("bt,btc->bc", w, np.square(np.asarray(x, np.float64) - ref_mean[:, None])) + 1e-5)
-    np.testing.assert_allclose(mean, ref_mean, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(std, ref_std, rtol=1e-4, atol=1e-5)
-    assert not np.allclose(mean, np.asarray(x).mean(1), atol=1e-3)  # the weights are not uniform ...
-    variables["params"]["Dense_1"]["kernel"] = jnp.zeros_like(variables["params"]["Dense_1"]["kernel"])
-    uniform = np.asarray(pool.apply(variables, x))  # ... until every frame scores the same
-    np.testing.assert_allclose(uniform, np.concatenate([x.mean(1), np.sqrt(x.var(1) + 1e-5)], -1), rtol=1e-5,
-                               atol=1e-5)
 
 
 def test_hidden_zero_classifies_the_pooled_statistics_directly():
     """``hidden=0``: one Dense from the mean and std of the last block's 16 channels to the 8 logits."""
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 25, 40)), jnp.float32)
+    x = {"mfcc": jnp.asarray(np.random.default_rng(0).normal(size=(2, 25, 40)), jnp.float32)}
     direct, with_hidden = models.CNN(widths=(8, 16), hidden=0), models.CNN(widths=(8, 16), hidden=16)
     v_direct, v_hidden = _variables(direct, x), _variables(with_hidden, x)
     assert list(v_direct["params"]) == ["ConvBlock_0", "ConvBlock_1", "Dense_0"]
@@ -173,36 +151,15 @@ def test_hidden_zero_classifies_the_pooled_statistics_directly():
     assert logits.shape == (2, 8) and bool(jnp.isfinite(logits).all())
 
 
-def test_deltas_are_extra_input_channels():
-    """``deltas=2``: the first convolution sees the window, its deltas and accelerations (2 x 9 x 8 more weights);
-    a window constant over time has zero deltas, so its logits equal those of the same weights' MFCC channel alone."""
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 25, 40)), jnp.float32)
-    plain = models.CNN(widths=(8, 16), residual=False, hidden=16)
-    both = models.CNN(widths=(8, 16), residual=False, hidden=16, deltas=2)
-    v_plain, v_both = _variables(plain, x), _variables(both, x)
-    assert _count(v_both["params"]) - _count(v_plain["params"]) == 2 * 9 * 8
-    first = v_both["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"]
-    assert first.shape == (3, 3, 3, 8)
-    # The same weights as the plain model, plus random ones for the delta channels.
-    v_both = jax.tree.map(lambda a: a, v_plain)
-    v_both["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"] = first.at[:, :, :1].set(
-        v_plain["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"])
-    constant = jnp.broadcast_to(x[:, :, :1], x.shape)
-    np.testing.assert_allclose(both.apply(v_both, constant, train=False), plain.apply(v_plain, constant, train=False),
-                               rtol=1e-5, atol=1e-5)
-    assert not np.allclose(both.apply(v_both, x, train=False), plain.apply(v_plain, x, train=False), atol=1e-3)
-
-
 def test_pitch_rows_are_input_channels_of_every_mfcc_row():
-    """``pitch_rows=2``: the last 2 input rows leave the map and become 2 more input channels (2 x 9 x 8 more weights,
-    the map is 2 rows lower); with those channels' weights zero, the logits are the MFCC rows' alone, and a pitch
-    contour changes them otherwise."""
+    """``pitch=True``: the 2 pitch rows of each frame become 2 more input channels of every MFCC row (2 x 9 x 8 more
+    weights); with those channels' weights zero, the logits are the MFCC rows' alone, and a pitch contour changes them
+    otherwise."""
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(2, 25, 40)), jnp.float32)
-    pitch = jnp.asarray(rng.normal(size=(2, 2, 40)), jnp.float32)
+    x = {"mfcc": jnp.asarray(rng.normal(size=(2, 25, 40)), jnp.float32)}
+    xp = {**x, "pitch": jnp.asarray(rng.normal(size=(2, 2, 40)), jnp.float32)}
     plain = models.CNN(widths=(8, 16), residual=False, hidden=16)
-    with_pitch = models.CNN(widths=(8, 16), residual=False, hidden=16, pitch_rows=2)
-    xp = jnp.concatenate([x, pitch], axis=1)
+    with_pitch = models.CNN(widths=(8, 16), residual=False, hidden=16, pitch=True)
     v_plain, v_pitch = _variables(plain, x), _variables(with_pitch, xp)
     assert _count(v_pitch["params"]) - _count(v_plain["params"]) == 2 * 9 * 8
     first = v_pitch["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"]
@@ -213,26 +170,27 @@ def test_pitch_rows_are_input_channels_of_every_mfcc_row():
     np.testing.assert_allclose(with_pitch.apply(v_pitch, xp, train=False), plain.apply(v_plain, x, train=False),
                                rtol=1e-5, atol=1e-5)
     v_pitch["params"]["ConvBlock_0"]["Conv3x3_0"]["kernel"] = first
-    flat = jnp.concatenate([x, jnp.zeros_like(pitch)], axis=1)
+    flat = {**x, "pitch": jnp.zeros_like(xp["pitch"])}
     assert not np.allclose(with_pitch.apply(v_pitch, xp, train=False), with_pitch.apply(v_pitch, flat, train=False),
                            atol=1e-3)
+    # A model without pitch ignores pitch rows it is given.
+    np.testing.assert_array_equal(plain.apply(v_plain, xp, train=False), plain.apply(v_plain, x, train=False))
     # create_model reads config.pitch; the reference network takes MFCCs only.
-    model = models.create_model(_config(pitch=True))
-    assert model.pitch_rows == 2
+    assert models.create_model(_config(pitch=True)).pitch
     with pytest.raises(ValueError, match="config.pitch=False"):
         models.create_model(_config(model="seed_cnn", pitch=True))
 
 
 def _config(**overrides) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(dict(model="cnn", dtype="float32", dropout_rate=0.1, widths=(8, 8),
-                                            residual=True, pooling="stats", hidden=16))
+                                            residual=True, pooling="stats", hidden=16, pitch=False))
     config.update(overrides)
     return config
 
 
 def test_bfloat16_computes_in_bf16_with_float32_params():
     model = models.create_model(_config(dtype="bfloat16"))
-    x = jnp.ones((2, 25, 64))
+    x = {"mfcc": jnp.ones((2, 25, 64))}
     variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
     assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
     assert jax.eval_shape(lambda v: model.apply(v, x, train=False), variables).dtype == jnp.float32
@@ -243,11 +201,9 @@ def test_bfloat16_computes_in_bf16_with_float32_params():
 @pytest.mark.parametrize("field,value,message", [("model", "vit", "unknown config.model"),
                                                  ("dtype", "float16", "config.dtype must be"),
                                                  ("pooling", "max", "unknown pooling"),
-                                                 ("deltas", 3, "deltas must be 0, 1 or 2"),
+                                                 ("pooling", "attention", "unknown pooling"),
                                                  ("hidden", -1, "hidden must be >= 0")])
 def test_bad_config_says_what_is_wrong(field, value, message):
     with pytest.raises(ValueError, match=message):
         model = models.create_model(_config(**{field: value}))
-        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 25, 64)), train=False))
-    with pytest.raises(ValueError, match="config.deltas=0"):
-        models.create_model(_config(model="seed_cnn", deltas=1))
+        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), {"mfcc": jnp.zeros((1, 25, 64))}, train=False))

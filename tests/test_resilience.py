@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the configs/ package
 
 from configs import demo  # noqa: E402
-from emojax import train  # noqa: E402
+from emojax import checkpoints, train  # noqa: E402
 
 # tests/test_train.py's tiny_config, with a constant schedule so that the learning rate may change on resume.
 OVERRIDES = dict(widths=(8, 8), hidden=16, window_frames=32, crop_shift_frames=4, batch_size=8, epochs=6,
@@ -43,7 +43,7 @@ def resilience_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
 
 def _leaves(workdir: Path) -> tuple[int, list[np.ndarray]]:
     """Step and all arrays (params, batch_stats, optimizer state) of the latest checkpoint."""
-    _, state, _, step = train.restore(workdir, "latest")
+    _, state, _, step = checkpoints.restore(workdir, "latest")
     return step, [np.asarray(x) for x in jax.tree.leaves((state.params, state.batch_stats, state.opt_state))]
 
 
@@ -65,12 +65,12 @@ def _assert_same_run(a: Path, b: Path) -> None:
 
 def _committed(workdir: Path) -> list[int]:
     """Steps of the finished checkpoints (orbax writes into a temporary directory, then renames it)."""
-    root = workdir / train.CHECKPOINT_DIR
+    root = workdir / checkpoints.CHECKPOINT_DIR
     return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit()) if root.is_dir() else []
 
 
 def _writing(workdir: Path) -> bool:
-    root = workdir / train.CHECKPOINT_DIR
+    root = workdir / checkpoints.CHECKPOINT_DIR
     return root.is_dir() and any("tmp" in p.name for p in root.iterdir())
 
 
@@ -163,13 +163,13 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_good_one(how, tmp_
     workdir = tmp_path / "run"
     shutil.copytree(straight, workdir)
     last, previous = _committed(workdir)[-1], _committed(workdir)[-2]
-    _damage(workdir / train.CHECKPOINT_DIR / str(last), how)
+    _damage(workdir / checkpoints.CHECKPOINT_DIR / str(last), how)
     capsys.readouterr()
 
-    _, _, _, step = train.restore(workdir, "latest")  # what eval.py --checkpoint=latest and inference use
+    _, _, _, step = checkpoints.restore(workdir, "latest")  # what eval.py --checkpoint=latest and inference use
     assert step == previous
     err = capsys.readouterr().err
-    assert f"{train.CHECKPOINT_DIR}/{last} is damaged" in err and f"(step {previous})" in err
+    assert f"{checkpoints.CHECKPOINT_DIR}/{last} is damaged" in err and f"(step {previous})" in err
 
     train.train_and_evaluate(resilience_config(synthetic_data_dir), workdir)  # redoes the last epoch
     err = capsys.readouterr().err
@@ -181,11 +181,11 @@ def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path, straight
     workdir = tmp_path / "run"
     shutil.copytree(straight, workdir)
     for step in _committed(workdir):
-        _damage(workdir / train.CHECKPOINT_DIR / str(step), "deleted")
+        _damage(workdir / checkpoints.CHECKPOINT_DIR / str(step), "deleted")
     with pytest.raises(train.TrainingError, match="no checkpoint in .* can be read"):
         train.train_and_evaluate(resilience_config(synthetic_data_dir), workdir)
     with pytest.raises(train.TrainingError, match="move that directory aside"):
-        train.restore(workdir, "best")
+        checkpoints.restore(workdir, "best")
 
 
 def test_non_finite_loss_stops_with_the_step_and_a_lower_learning_rate_resumes(tmp_path, synthetic_data_dir,
@@ -252,7 +252,7 @@ def test_a_resumed_run_that_redoes_an_epoch_logs_each_step_once_to_tensorboard(t
                                                                                 synthetic_data_dir):
     workdir = tmp_path / "run"
     shutil.copytree(straight, workdir)
-    shutil.rmtree(workdir / train.CHECKPOINT_DIR / str(_committed(workdir)[-1]))  # killed before its commit
+    shutil.rmtree(workdir / checkpoints.CHECKPOINT_DIR / str(_committed(workdir)[-1]))  # killed before its commit
     train.train_and_evaluate(resilience_config(synthetic_data_dir), workdir)  # redoes the last epoch
     points = _tensorboard_scalars(workdir / "tensorboard")
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]

@@ -1,7 +1,6 @@
 """Training: a step learns, epochs are deterministic, host-fed = on-device, 2 devices = 1, resume =
 uninterrupted, a short run on the synthetic corpus gets well above chance, bfloat16 compute trains like
-float32 and keeps a float32 state, the weight average (``config.ema_decay``) is updated, checkpointed and
-evaluated, distillation mixes the label and teacher losses and refuses a teacher trained on other data, and readers
+float32 and keeps a float32 state, workdirs that used removed options are refused by name, and readers
 of a workdir without checkpoints create nothing.
 
 The session fixtures (``synthetic_data_dir``, ``trained_workdir``, ...) live in tests/conftest.py.
@@ -25,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the configs/ package
 
 from configs import demo  # noqa: E402
-from emojax import input_pipeline, metrics, models, train  # noqa: E402
+from emojax import checkpoints, evaluate, input_pipeline, metrics, models, steps, train  # noqa: E402
+from emojax.state import TrainState, create_train_state, make_mesh, model_variables  # noqa: E402
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
@@ -37,29 +37,33 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
     return config
 
 
-def learnable_arrays(n: int = 64, frames: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random windows (n, 25, frames) whose class shifts a few coefficients: easy to learn."""
+def learnable_arrays(n: int = 64, frames: int = 40, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Random windows {"mfcc": (n, 25, frames)} whose class shifts a few coefficients: easy to learn."""
     rng = np.random.default_rng(seed)
     y = (np.arange(n) % 8).astype(np.int32)
     x = rng.normal(size=(n, 25, frames)).astype(np.float32)
     x[np.arange(n), y] += 2.0
-    return x, y
+    return {"mfcc": x}, y
 
 
-def _trainer(config: ml_collections.ConfigDict) -> tuple[train.Trainer, train.TrainState]:
+def _frames(x: dict[str, np.ndarray], frames: int) -> dict[str, np.ndarray]:
+    return {name: v[..., :frames] for name, v in x.items()}
+
+
+def _trainer(config: ml_collections.ConfigDict) -> tuple[steps.Trainer, TrainState]:
     model = models.create_model(config)
-    trainer = train.Trainer(config, model, train.make_mesh())
-    return trainer, trainer.place(train.create_train_state(config, model, steps_per_epoch=8))
+    trainer = steps.Trainer(config, model, make_mesh())
+    return trainer, trainer.place(create_train_state(config, model, steps_per_epoch=8))
 
 
 @pytest.fixture(scope="module")
-def compiled() -> tuple[ml_collections.ConfigDict, train.Trainer, train.TrainState]:
+def compiled() -> tuple[ml_collections.ConfigDict, steps.Trainer, TrainState]:
     config = tiny_config()
     trainer, state = _trainer(config)
     return config, trainer, state
 
 
-def _leaves(state: train.TrainState) -> list[np.ndarray]:
+def _leaves(state: TrainState) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves((state.params, state.batch_stats))]
 
 
@@ -77,13 +81,13 @@ def test_one_step_lowers_the_loss(compiled):
 
 def test_balanced_class_weights_give_each_present_class_the_same_total_weight():
     labels = np.array([0, 0, 0, 1, 5, 5], np.int32)
-    weights = train.class_weights(tiny_config(class_weighting="balanced"), labels)
+    weights = steps.class_weights(tiny_config(class_weighting="balanced"), labels)
     np.testing.assert_allclose(weights[[0, 1, 5]] * [3, 1, 2], 2.0, rtol=1e-6)  # n / k = 6 / 3 per class
     assert weights[[2, 3, 4, 6, 7]].tolist() == [0.0] * 5
     assert weights[labels].mean() == pytest.approx(1.0)
-    assert train.class_weights(tiny_config(), labels) is None
+    assert steps.class_weights(tiny_config(), labels) is None
     with pytest.raises(ValueError, match="class_weighting"):
-        train.class_weights(tiny_config(class_weighting="inverse"), labels)
+        steps.class_weights(tiny_config(class_weighting="inverse"), labels)
 
 
 def test_the_weighted_loss_is_the_mean_of_per_class_weighted_terms(compiled):
@@ -96,7 +100,7 @@ def test_the_weighted_loss_is_the_mean_of_per_class_weighted_terms(compiled):
     model = models.create_model(config)
 
     def loss(weights):
-        trainer = train.Trainer(config, model, train.make_mesh(), weights)
+        trainer = steps.Trainer(config, model, make_mesh(), weights)
         return float(trainer.step(jax.tree.map(lambda a: a.copy(), state), x, y, key)[1]["loss"])
 
     e = np.eye(8, dtype=np.float32)
@@ -109,156 +113,23 @@ def test_the_weighted_loss_is_the_mean_of_per_class_weighted_terms(compiled):
     assert min(per_class) > 0
 
 
-def test_the_weight_average_follows_the_formula_inside_the_jitted_step():
-    config = tiny_config(ema_decay=0.5)
-    trainer, state = _trainer(config)
-    assert train.create_train_state(tiny_config(), trainer.model, 8).ema is None  # off by default
-    before = [np.asarray(v) for v in jax.tree.leaves(state.ema)]
-    x, y = learnable_arrays(8, 40)
-    key = jax.random.PRNGKey(1)
-    for step in (1, 2):
-        state, _ = trainer.step(state, x, y, key)
-        d = min(0.5, (1 + step) / (10 + step))  # step 1: 2/11 (warm-up), step 2: 3/12 (still below 0.5)
-        current = [np.asarray(v) for v in jax.tree.leaves(train.eval_variables(state.replace(ema=None)))]
-        expected = [e + (1 - d) * (c - e) for e, c in zip(before, current)]
-        got = [np.asarray(v) for v in jax.tree.leaves(state.ema)]
-        for u, v in zip(got, expected):
-            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
-        before = got
-    assert max(np.abs(u - v).max() for u, v in zip(got, current)) > 0  # an average, not a copy
-    assert train.eval_variables(state) is state.ema
-
-
-def test_a_weight_averaged_run_checkpoints_and_evaluates_its_average(tmp_path, synthetic_data_dir,
-                                                                    compilation_cache):
-    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32,
-                         epochs=1, ema_decay=0.9)
-    test = train.train_and_evaluate(config, tmp_path / "ema")
-    _, state, _, _ = train.restore(tmp_path / "ema")
-    assert jax.tree.structure(state.ema) == jax.tree.structure(train.eval_variables(state.replace(ema=None)))
-    assert train.evaluate_checkpoint(tmp_path / "ema")["accuracy"] == test["accuracy"]
-    # The average is part of the resumable state: switching it on or off needs another workdir.
-    config.epochs, config.ema_decay = 2, 0.0
-    with pytest.raises(train.TrainingError, match="ema_decay: 0.9 there, 0.0 now"):
-        train.train_and_evaluate(config, tmp_path / "ema")
-
-
-def test_checkpoints_from_before_the_weight_average_restore_and_resume(tmp_path, synthetic_data_dir,
-                                                                        compilation_cache):
-    """Workdirs of earlier versions (TrainState without ``ema``, config without ``ema_decay``) still evaluate and
-    resume; asking them for a weight average is refused."""
-    import orbax.checkpoint as ocp
-
-    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32,
-                         epochs=1, schedule="constant", warmup_epochs=0)
-    train.train_and_evaluate(config, tmp_path / "new")
-    _, state, normalization, step = train.restore(tmp_path / "new", "latest")
-    saved = train.checkpoint_manager(tmp_path / "new").restore(
-        step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
-    old = train.checkpoint_manager(tmp_path / "old", writer=True)  # written as before ``ema`` existed
-    old.save(step, metrics={train.BEST_METRIC: 0.5}, args=ocp.args.Composite(
-        state=ocp.args.StandardSave({name: getattr(state, name) for name in train._FIELDS_BEFORE_EMA}),
-        normalization=ocp.args.StandardSave(normalization.to_dict()),
-        config=ocp.args.JsonSave({k: v for k, v in saved.items() if k != "ema_decay"})))
-    old.wait_until_finished()
-    old.close()
-    _, restored, _, _ = train.restore(tmp_path / "old", "latest")
-    assert restored.ema is None and int(restored.step) == step
-    for u, v in zip(_leaves(state), _leaves(restored)):
-        np.testing.assert_array_equal(u, v)
-    config.epochs = 2
-    train.train_and_evaluate(config, tmp_path / "old")  # resumes from the old checkpoint
-    assert int(train.restore(tmp_path / "old", "latest")[1].step) == 2 * step
-    config.epochs, config.ema_decay = 3, 0.999
-    with pytest.raises(train.TrainingError, match="ema_decay: 0.0 there, 0.999 now"):
-        train.train_and_evaluate(config, tmp_path / "old")
-
-
-def test_distillation_loss_is_the_scaled_cross_entropy_to_the_softened_teacher():
-    rng = np.random.default_rng(0)
-    student, teacher = rng.normal(size=(2, 5, 8)).astype(np.float32) * 3
-    for t in (1.0, 2.0, 4.0):
-        soft = np.exp(teacher / t) / np.exp(teacher / t).sum(-1, keepdims=True)
-        log_student = student / t - np.log(np.exp(student / t).sum(-1, keepdims=True))
-        np.testing.assert_allclose(train.distillation_loss(student, teacher, t), -t * t * (soft * log_student).sum(-1),
-                                   rtol=1e-5)
-        # Gradient T (softmax(s / T) - softmax(t / T)) per example: zero where the student matches the teacher.
-        grad = jax.grad(lambda s: train.distillation_loss(s, teacher, t).sum())(student)
-        np.testing.assert_allclose(grad, t * (np.exp(log_student) - soft), atol=1e-5)
-        np.testing.assert_allclose(jax.grad(lambda s: train.distillation_loss(s, teacher, t).sum())(teacher), 0,
-                                   atol=1e-5)
-    assert not np.any(jax.grad(lambda z: train.distillation_loss(student, z, 2.0).sum())(teacher))  # fixed target
-
-
-def test_a_distilled_step_mixes_the_label_and_teacher_losses():
-    """loss(a) = (1 - a) * the label loss (that of a step without teacher) + a * the distillation loss of the student's
-    training-mode logits against the teacher's evaluation-mode logits on the same windows."""
-    config = tiny_config(dropout_rate=0.0, freq_masks=0, time_masks=0, window_frames=40)  # no random op left
-    model = models.create_model(config)
-    student = train.create_train_state(config, model, 8)
-    teacher_config = tiny_config(widths=(4, 8, 8), hidden=8, seed=3)
-    teacher_state = train.create_train_state(teacher_config, models.create_model(teacher_config), 8)
-    teacher = train.Teacher(models.create_model(teacher_config), jax.device_get(train.eval_variables(teacher_state)))
-    x, y = learnable_arrays(8, 40)
-    key = jax.random.PRNGKey(2)
-
-    def loss(distill_weight: float | None) -> float:
-        step_config = tiny_config(**{**config.to_dict(), "distill_weight": distill_weight or 0.0})
-        trainer = train.Trainer(step_config, model, train.make_mesh(),
-                                teacher=None if distill_weight is None else teacher)
-        return float(trainer.step(trainer.place(student), x, y, key)[1]["loss"])
-
-    logits, _ = model.apply(train.eval_variables(student), x, train=True, mutable=["batch_stats"])
-    teacher_logits = teacher.model.apply(teacher.variables, x, train=False)
-    distilled = float(train.distillation_loss(logits, teacher_logits, config.distill_temperature).mean())
-    assert loss(0.0) == pytest.approx(loss(None), rel=1e-6)
-    assert loss(1.0) == pytest.approx(distilled, rel=1e-5)
-    assert loss(0.3) == pytest.approx(0.7 * loss(None) + 0.3 * distilled, rel=1e-5)
-    assert abs(distilled - loss(None)) > 0.01
-
-
-def test_a_student_trains_with_a_teacher_of_the_same_split_and_refuses_others(tmp_path, trained_workdir,
-                                                                             synthetic_data_dir, compilation_cache):
-    teacher_config, teacher_state, normalization, _ = train.restore(trained_workdir)
-    config = demo.get_config()
-    config.update(dict(data_dir=synthetic_data_dir, widths=(8, 8), hidden=16, epochs=1,
-                       teacher_workdir=str(trained_workdir)))
-    teacher = train.load_teacher(config, normalization)
-    assert teacher.model == models.create_model(teacher_config)
-    for u, v in zip(jax.tree.leaves(teacher.variables), jax.tree.leaves(train.eval_variables(teacher_state))):
-        np.testing.assert_array_equal(u, v)
-    test = train.train_and_evaluate(config, tmp_path / "student")
-    assert test["num_examples"] == 160 and test["num_parameters"] < 5000
-    assert train.load_teacher(demo.get_config(), normalization) is None
-
-    for field, value in (("split_seed", 7), ("n_mfcc", 20), ("protocol", "random")):
-        with pytest.raises(train.TrainingError, match=f"{field}: .* there, .* here"):
-            train.load_teacher(tiny_config(**{**config.to_dict(), field: value}), normalization)
-    shifted = input_pipeline.Normalization(normalization.mean + 1, normalization.std)
-    with pytest.raises(train.TrainingError, match="normalisation statistics differ"):
-        train.load_teacher(config, shifted)
-    with pytest.raises(train.TrainingError, match="teacher_workdir: no checkpoints"):
-        train.load_teacher(tiny_config(**{**config.to_dict(), "teacher_workdir": str(tmp_path / "none")}),
-                           normalization)
-
-
-def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled):
+def test_epochs_are_deterministic_and_host_fed_matches_on_device(compiled, same_training):
     config, trainer, state = compiled
     x, y = learnable_arrays()
     copy = lambda s: jax.tree.map(lambda a: a.copy(), s)  # noqa: E731
     a, history = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 3)
     b, _ = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 3)
     host, host_history = trainer.train_epoch(copy(state), (x, y), 3)
-    chunked = train.Trainer(tiny_config(host_chunk_steps=3), trainer.model, trainer.mesh)  # chunks of 3, 3, 2 steps
-    assert chunked._chunk_sizes(len(x)) == [3, 3, 2]
+    chunked = steps.Trainer(tiny_config(host_chunk_steps=3), trainer.model, trainer.mesh)  # chunks of 3, 3, 2 steps
+    assert chunked._chunk_sizes(len(y)) == [3, 3, 2]
     host3, host3_history = chunked.train_epoch(copy(state), (x, y), 3)
-    assert history["loss"].shape == (len(x) // config.batch_size,)
-    for u, v, w, z in zip(_leaves(a), _leaves(b), _leaves(host), _leaves(host3)):
+    assert history["loss"].shape == (len(y) // config.batch_size,)
+    for u, v in zip(_leaves(a), _leaves(b)):
         np.testing.assert_array_equal(u, v)
-        np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(u, z, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(history["loss"], host_history["loss"], rtol=1e-4)
-    np.testing.assert_allclose(history["loss"], host3_history["loss"], rtol=1e-4)
+    same_training(_leaves(state), _leaves(a), _leaves(host))  # XLA may order the sums of other programs otherwise
+    same_training(_leaves(state), _leaves(a), _leaves(host3))
+    np.testing.assert_allclose(history["loss"], host_history["loss"], rtol=1e-3)
+    np.testing.assert_allclose(history["loss"], host3_history["loss"], rtol=1e-3)
     other, _ = trainer.train_epoch(copy(state), (jax.device_put(x), jax.device_put(y)), 4)
     assert any(not np.array_equal(u, v) for u, v in zip(_leaves(a), _leaves(other)))
 
@@ -273,17 +144,19 @@ np.savez({out!r}, **_two_epochs(trainer, state))
 """
 
 
-def _two_epochs(trainer: train.Trainer, state: train.TrainState) -> dict[str, np.ndarray]:
-    """Two on-device epochs on ``learnable_arrays``: last losses, predictions, parameters and statistics."""
+def _two_epochs(trainer: steps.Trainer, state: TrainState) -> dict[str, np.ndarray]:
+    """Two on-device epochs on ``learnable_arrays``: last losses, predictions, parameters and statistics (leaf0 ...),
+    and the parameters and statistics they started from (start0 ...)."""
+    start = {f"start{i}": v for i, v in enumerate(_leaves(state))}
     x, y = learnable_arrays()
-    data = (jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated))
+    data = jax.device_put((x, y), trainer.replicated)
     for epoch in range(2):
         state, history = trainer.train_epoch(state, data, epoch)
-    probs = trainer.predict({"params": state.params, "batch_stats": state.batch_stats}, x[:, :, :32])
-    return {"loss": history["loss"], "probs": probs, **{f"leaf{i}": v for i, v in enumerate(_leaves(state))}}
+    probs = trainer.predict(model_variables(state), _frames(x, 32))
+    return {"loss": history["loss"], "probs": probs, **start, **{f"leaf{i}": v for i, v in enumerate(_leaves(state))}}
 
 
-def test_two_cpu_devices_match_one(tmp_path, compiled):
+def test_two_cpu_devices_match_one(tmp_path, compiled, same_training):
     _, trainer, state = compiled
     one = _two_epochs(trainer, jax.tree.map(lambda a: a.copy(), state))
     out = tmp_path / "two.npz"
@@ -292,8 +165,12 @@ def test_two_cpu_devices_match_one(tmp_path, compiled):
     subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=tmp_path)
     two = np.load(out)
     assert sorted(two.files) == sorted(one)
-    for name, value in one.items():
-        np.testing.assert_allclose(value, two[name], rtol=2e-4, atol=2e-5, err_msg=name)
+    leaves = lambda run, prefix: [run[f"{prefix}{i}"] for i in range(len(_leaves(state)))]  # noqa: E731
+    for i, start in enumerate(leaves(one, "start")):
+        np.testing.assert_array_equal(start, two[f"start{i}"])  # the same initial state on one device and two
+    same_training(leaves(one, "start"), leaves(one, "leaf"), leaves(two, "leaf"))
+    np.testing.assert_allclose(one["loss"], two["loss"], rtol=1e-3)
+    np.testing.assert_allclose(one["probs"], two["probs"], atol=1e-3)
 
 
 def test_short_synthetic_run_is_well_above_chance(trained_workdir):
@@ -314,22 +191,24 @@ def test_short_synthetic_run_is_well_above_chance(trained_workdir):
 
 def test_predict_scans_batches_and_matches_the_model_window_by_window(compiled, monkeypatch):
     config, trainer, state = compiled
-    monkeypatch.setattr(train, "PREDICT_BATCHES_PER_CALL", 2)  # 37 windows, batches of 8: calls of 2, 2 and 1 batch
+    monkeypatch.setattr(steps, "PREDICT_BATCHES_PER_CALL", 2)  # 37 windows, batches of 8: calls of 2, 2 and 1 batch
     x, _ = learnable_arrays(37, frames=config.window_frames)
-    variables = train.eval_variables(state)
-    probs = trainer.predict(variables, x.astype(np.float64), batch_size=8)
+    variables = model_variables(state)
+    classifier = steps.Classifier(trainer.model, trainer.mesh, batch_size=8)
+    probs = classifier.predict(variables, {"mfcc": x["mfcc"].astype(np.float64)})
     assert probs.shape == (37, 8) and probs.dtype == np.float32
     expected = jax.nn.softmax(trainer.model.apply(variables, x, train=False))
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
-    assert trainer.predict(variables, x[:0]).shape == (0, 8)
+    assert classifier.predict(variables, {"mfcc": x["mfcc"][:0]}).shape == (0, 8)
 
 
 def test_held_out_class_metrics_restrict_the_decision(compiled):
     config, trainer, state = compiled
     x, y = learnable_arrays(48, frames=config.window_frames)
-    arrays = input_pipeline.Arrays(x.reshape(16, 3, *x.shape[1:]), y[::3] % 2 * 4, np.array(["a", "b"] * 8))
-    result = train._evaluate(trainer, state, arrays, ("neutral", "anger"))
-    probs = trainer.predict(train.eval_variables(state), x).reshape(16, 3, -1).mean(axis=1)
+    arrays = input_pipeline.Arrays({"mfcc": x["mfcc"].reshape(16, 3, *x["mfcc"].shape[1:])}, y[::3] % 2 * 4,
+                                   np.array(["a", "b"] * 8))
+    result = evaluate.evaluate(trainer, model_variables(state), arrays, ("neutral", "anger"))
+    probs = trainer.predict(model_variables(state), x).reshape(16, 3, -1).mean(axis=1)
     assert result["accuracy"] == metrics.classification_metrics(arrays.y, probs)["accuracy"]
     held_out = result["held_out_classes"]
     assert held_out["classes"] == ["neutral", "anger"]
@@ -337,7 +216,7 @@ def test_held_out_class_metrics_restrict_the_decision(compiled):
     assert matrix.sum() == 16 and matrix[:, [1, 2, 3, 5, 6, 7]].sum() == 0  # only neutral (0) and anger (4)
     expected = metrics.classification_metrics(arrays.y, metrics.restrict(probs, [0, 4]), {"corpus": arrays.corpus})
     assert held_out["accuracy"] == expected["accuracy"] and held_out["per_corpus"] == expected["per_corpus"]
-    assert "held_out_classes" not in train._evaluate(trainer, state, arrays)
+    assert "held_out_classes" not in evaluate.evaluate(trainer, model_variables(state), arrays)
 
 def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic_data_dir, compilation_cache):
     # A constant schedule: the cosine one depends on config.epochs, which this test changes between runs.
@@ -348,7 +227,8 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic
     train.train_and_evaluate(config, tmp_path / "resumed")
     config.epochs = 2
     train.train_and_evaluate(config, tmp_path / "resumed")
-    (_, straight, _, s1), (_, resumed, _, s2) = (train.restore(tmp_path / d, "latest") for d in ("straight", "resumed"))
+    (_, straight, _, s1), (_, resumed, _, s2) = (checkpoints.restore(tmp_path / d, "latest")
+                                                 for d in ("straight", "resumed"))
     assert s1 == s2 == int(straight.step) == 2 * (640 // 32)
     for u, v in zip(_leaves(straight), _leaves(resumed)):
         np.testing.assert_array_equal(u, v)
@@ -361,7 +241,8 @@ def test_bfloat16_compute_trains_like_float32_with_float32_params_and_statistics
     mixed, mixed_state = _trainer(tiny_config(dtype="bfloat16"))
     x, y = learnable_arrays()
     variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
-    jaxpr = str(jax.make_jaxpr(lambda v, x: mixed.model.apply(v, x, train=False))(variables(mixed_state), x[..., :32]))
+    jaxpr = str(jax.make_jaxpr(lambda v, x: mixed.model.apply(v, x, train=False))(variables(mixed_state),
+                                                                                   _frames(x, 32)))
     assert "bf16[64," in jaxpr  # activations of the batch are computed in bfloat16
     runs = {}
     for name, (t, s) in {"float32": (trainer, jax.tree.map(lambda a: a.copy(), state)),
@@ -377,8 +258,8 @@ def test_bfloat16_compute_trains_like_float32_with_float32_params_and_statistics
     assert max(np.abs(u - v).max() for u, v in zip(leaves32, _leaves(state))) > 0.1  # training moved them ...
     for u, v in zip(leaves16, leaves32):
         np.testing.assert_allclose(u, v, atol=0.02)  # ... and the same way in bfloat16
-    probs = mixed.predict(variables(trained), x[..., :32])
-    assert probs.dtype == np.float32 and probs.shape == (len(x), 8)
+    probs = mixed.predict(variables(trained), _frames(x, 32))
+    assert probs.dtype == np.float32 and probs.shape == (len(y), 8)
 
 
 def test_a_refit_run_trains_on_validation_too_and_keeps_its_last_epoch(tmp_path, synthetic_data_dir,
@@ -392,9 +273,9 @@ def test_a_refit_run_trains_on_validation_too_and_keeps_its_last_epoch(tmp_path,
     steps_per_epoch = (len(plain["train"]) + len(plain["validation"])) // config.batch_size
     assert test["checkpoint_step"] == records[-1]["step"] == 3 * steps_per_epoch
     assert test["num_examples"] == len(plain["test"])
-    assert train.evaluate_checkpoint(tmp_path / "refit")["accuracy"] == test["accuracy"]
+    assert evaluate.evaluate_checkpoint(tmp_path / "refit")["accuracy"] == test["accuracy"]
     with pytest.raises(train.TrainingError, match="trained with config.refit.*--split=test"):
-        train.evaluate_checkpoint(tmp_path / "refit", split="validation")
+        evaluate.evaluate_checkpoint(tmp_path / "refit", split="validation")
     config.refit, config.epochs = False, 4  # another training set: another workdir
     with pytest.raises(train.TrainingError, match="refit: True there, False now"):
         train.train_and_evaluate(config, tmp_path / "refit")
@@ -410,15 +291,40 @@ def test_a_run_on_splits_in_memory_reads_no_prepared_data(tmp_path, synthetic_da
     assert not (tmp_path / "nothing-prepared-here").exists()
 
 
+def test_a_workdir_that_used_a_removed_option_or_lacks_a_field_is_refused_by_name(tmp_path, trained_workdir):
+    """Options that did not pay were removed: a workdir trained with one cannot be rebuilt as it was trained, and one
+    whose config lacks a field this version reads was written by an older emojax; both are refused naming the field,
+    while one that used none of them (the removed fields at their off values) still restores."""
+    config, state, normalization, step = checkpoints.restore(trained_workdir)
+    saved = {**config.to_dict(), "steps_per_epoch": int(config.steps_per_epoch)}
+    cases = {"ema": ({**saved, "ema_decay": 0.999}, "ema_decay=0.999"),
+             "off": ({**saved, "ema_decay": 0.0, "mixup_alpha": 0.0, "deltas": 0, "teacher_workdir": "",
+                      "distill_weight": 0.5}, None),
+             "old": ({k: v for k, v in saved.items() if k != "pitch"}, "lacks the field\\(s\\) pitch"),
+             "attention": ({**saved, "pooling": "attention"}, "pooling:? 'attention'")}
+    for name, (saved_config, message) in cases.items():
+        manager = checkpoints.checkpoint_manager(tmp_path / name, writer=True)
+        checkpoints.save(manager, state, normalization, saved_config, {checkpoints.BEST_METRIC: 0.5})
+        manager.close()
+        if message is None:
+            restored = checkpoints.restore(tmp_path / name)
+            assert "ema_decay" not in restored[0] and int(restored[1].step) == int(state.step)
+            continue
+        with pytest.raises(train.TrainingError, match=message):
+            checkpoints.restore(tmp_path / name)
+        with pytest.raises(train.TrainingError, match=message):
+            train.train_and_evaluate(ml_collections.ConfigDict(config.to_dict()), tmp_path / name)
+
+
 def test_readers_of_a_workdir_without_checkpoints_create_nothing(tmp_path):
     from emojax import inference
 
     empty = tmp_path / "empty"
     empty.mkdir()
     for workdir in (tmp_path / "nonexistent", empty):
-        message = re.escape(f"no checkpoints in {workdir / train.CHECKPOINT_DIR}: train first with python train.py "
-                            f"--workdir {workdir}")
-        for read in (train.restore, train.evaluate_checkpoint, inference.Predictor.from_workdir):
+        message = re.escape(f"no checkpoints in {workdir / checkpoints.CHECKPOINT_DIR}: train first with python "
+                            f"train.py --workdir {workdir}")
+        for read in (checkpoints.restore, evaluate.evaluate_checkpoint, inference.Predictor.from_workdir):
             with pytest.raises(FileNotFoundError, match=message):
                 read(workdir)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
