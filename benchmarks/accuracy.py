@@ -28,6 +28,7 @@ ensembled there like any other run:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import subprocess
@@ -292,18 +293,13 @@ def cache_reader(manifest: Path, cache: Path) -> Callable:
     if missing:
         raise FileNotFoundError(f"{missing} of the manifest's examples have no MFCCs in {cache}; run "
                                 "benchmarks/gpu_accuracy.py features on the rest of the audio first")
-    examples: dict[bool, input_pipeline.Corpus] = {}  # with pitch rows or not -> every example
-
-    def everything(pitch: bool) -> input_pipeline.Corpus:
-        if pitch not in examples:
-            clips = [cached[i] for i in range(len(m["label"]))]
-            examples[pitch] = input_pipeline.Corpus(
-                mfcc=[input_pipeline.with_pitch(c, p) if pitch else c for c, p in clips], label=m["label"],
-                file=m["path"].astype(str), **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
-        return examples[pitch]
+    clips = [cached[i] for i in range(len(m["label"]))]
+    everything = input_pipeline.Corpus(
+        mfcc=[c for c, _ in clips], pitch=[p for _, p in clips], label=m["label"], file=m["path"].astype(str),
+        **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
 
     def read(config: ml_collections.ConfigDict, split: str) -> input_pipeline.Corpus:
-        chosen = everything(config.get("pitch", False))
+        chosen = everything if config.pitch else dataclasses.replace(everything, pitch=None)
         return input_pipeline.Corpus.concatenate([
             chosen.subset(np.flatnonzero((m["split"] == split) & (m["corpus"] == name)))
             for name in config.datasets])

@@ -226,7 +226,8 @@ def corpus_pass(n_files: int) -> None:
 
 
 def sweep(batch: int = 64, repeats: int = 10) -> None:
-    """Times ``mfcc`` at each value of the performance knobs of ``emojax.spectral`` (``_CHUNK_FRAMES`` etc.)."""
+    """Times ``mfcc`` at each value of the performance knobs of ``emojax.spectral`` and ``emojax.filters``
+    (``_CHUNK_FRAMES`` etc.)."""
     import jax
 
     from emojax import filters, spectral

@@ -16,12 +16,14 @@ draws), per-corpus accuracy (mean over the draws).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 import numpy as np
 
-from emojax import input_pipeline, metrics, models, train
+from emojax import checkpoints, input_pipeline, metrics, models
+from emojax.evaluate import clip_probabilities
+from emojax.state import make_mesh, model_variables
+from emojax.steps import Classifier
 
 
 def with_statistics_of_k_clips(corpus: input_pipeline.Corpus, k: int, kind: str, rng: np.random.Generator
@@ -32,9 +34,9 @@ def with_statistics_of_k_clips(corpus: input_pipeline.Corpus, k: int, kind: str,
     for speaker in np.unique(corpus.speaker):
         clips = np.flatnonzero(corpus.speaker == speaker)
         chosen = rng.choice(clips, size=min(k, len(clips)), replace=False)
-        statistics[speaker] = input_pipeline.frame_statistics([corpus.mfcc[i] for i in chosen])
-    return dataclasses.replace(corpus, mfcc=[input_pipeline.normalize_by_speaker(m, statistics[s], kind)
-                                             for m, s in zip(corpus.mfcc, corpus.speaker)])
+        statistics[speaker] = input_pipeline.frame_statistics([corpus.clip(i) for i in chosen])
+    return corpus.replace_rows([input_pipeline.normalize_by_speaker(corpus.clip(i), statistics[s], kind)
+                                for i, s in enumerate(corpus.speaker)])
 
 
 def main() -> None:
@@ -46,8 +48,8 @@ def main() -> None:
     parser.add_argument("--data_dir", default=None, help="override the run's config.data_dir")
     args = parser.parse_args()
 
-    config, state, normalization, step = train.restore(args.workdir)
-    kind = config.get("speaker_normalization", "none")
+    config, state, normalization, step = checkpoints.restore(args.workdir)
+    kind = config.speaker_normalization
     if kind == "none":
         sys.exit(f"{args.workdir} was trained without speaker normalisation (config.speaker_normalization); "
                  "give a run trained with --config.speaker_normalization=mean_std")
@@ -55,13 +57,12 @@ def main() -> None:
         config.data_dir = args.data_dir
     splits = input_pipeline.load_splits(config)
     corpus = splits[args.split]
-    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
-    variables = train.eval_variables(trainer.place(state))
+    classifier = Classifier(models.create_model(config), make_mesh(), config.eval_batch_size)
+    variables = classifier.place(model_variables(state))
 
     def evaluate(normalized: input_pipeline.Corpus) -> dict:
         windows = normalization(input_pipeline.evaluation_windows(normalized, config))
-        probs = trainer.predict(variables, windows.reshape(-1, *windows.shape[2:]))
-        probs = probs.reshape(*windows.shape[:2], -1).mean(axis=1)
+        probs = clip_probabilities(classifier, variables, windows)
         return metrics.classification_metrics(corpus.label, probs, groups={"corpus": corpus.corpus})
 
     per_speaker = np.unique(corpus.speaker, return_counts=True)[1]

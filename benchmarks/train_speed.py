@@ -118,17 +118,17 @@ def worker_jax(path: str, steps: int, epochs: int, batch_size: int, dtype: str, 
     """
     import jax
 
-    from emojax import models, train
+    from emojax import models, state as states, steps as training_steps
 
     models.CONV_IMPLEMENTATION = conv
     config = seed_config(batch_size)
     config.dtype = dtype
     config.data_on_device = path == "emojax on-device"
     x, y = random_data(steps * batch_size)
-    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
-    state = trainer.place(train.create_train_state(config, trainer.model, steps))
-    data = ((jax.device_put(x, trainer.replicated), jax.device_put(y, trainer.replicated))
-            if config.data_on_device else (x, y))
+    x = {"mfcc": x}
+    trainer = training_steps.Trainer(config, models.create_model(config), states.make_mesh())
+    state = trainer.place(states.create_train_state(config, trainer.model, steps))
+    data = jax.device_put((x, y), trainer.replicated) if config.data_on_device else (x, y)
     trainer.compile(state, data)
     times = []
     for epoch in range(epochs + 1):  # epoch 0: warm-up
@@ -141,7 +141,7 @@ def worker_jax(path: str, steps: int, epochs: int, batch_size: int, dtype: str, 
     result = {"epoch_seconds": times[1:], "warmup_seconds": times[0], "examples_per_epoch": steps * batch_size,
               "devices": [str(d) for d in jax.devices()], "conv": models.conv_implementation()}
     # One step (one batch); both paths scan it.
-    xb = jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype)
+    xb = {"mfcc": jax.ShapeDtypeStruct((batch_size, *x["mfcc"].shape[1:]), x["mfcc"].dtype)}
     yb = jax.ShapeDtypeStruct((batch_size,), y.dtype)
     step = jax.make_jaxpr(trainer.step)(state, xb, yb, jax.random.PRNGKey(0))
     result["train_flops_per_example"] = product_flops(step.jaxpr) / batch_size
@@ -150,26 +150,25 @@ def worker_jax(path: str, steps: int, epochs: int, batch_size: int, dtype: str, 
 
 def worker_predict(batch_size: int, batches_per_call: int, dtype: str, conv: str, repeats: int = 5
                    ) -> dict[str, Any]:
-    """Times ``Trainer.predict`` of the SeedCNN on ``EVAL_WINDOWS`` random windows, with ``batch_size`` windows
+    """Times ``Classifier.predict`` of the SeedCNN on ``EVAL_WINDOWS`` random windows, with ``batch_size`` windows
     per batch and ``batches_per_call`` batches per jitted call; a warm-up call first (compiles), then the fastest
     of ``repeats``. Returns {"seconds", "windows"}."""
     import jax
 
-    from emojax import models, train
+    from emojax import models, state, steps
 
     models.CONV_IMPLEMENTATION = conv
     config = seed_config(16)
     config.dtype = dtype
-    config.eval_batch_size = batch_size
-    train.PREDICT_BATCHES_PER_CALL = batches_per_call
-    x, _ = random_data(EVAL_WINDOWS)
-    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
-    variables = train.eval_variables(trainer.place(train.create_train_state(config, trainer.model, 1)))
-    trainer.predict(variables, x)
+    steps.PREDICT_BATCHES_PER_CALL = batches_per_call
+    x = {"mfcc": random_data(EVAL_WINDOWS)[0]}
+    classifier = steps.Classifier(models.create_model(config), state.make_mesh(), batch_size)
+    variables = classifier.place(state.model_variables(state.create_train_state(config, classifier.model, 1)))
+    classifier.predict(variables, x)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        trainer.predict(variables, x)
+        classifier.predict(variables, x)
         times.append(time.perf_counter() - started)
     return {"seconds": min(times), "windows": EVAL_WINDOWS, "devices": [str(d) for d in jax.devices()]}
 
@@ -257,18 +256,18 @@ def worker_peak(size: int, dtype: str, repeats: int = 10) -> dict[str, Any]:
 
 def step_cost(config: Any) -> tuple[int, float]:
     """(trainable parameters, matrix-product FLOPs of one training step per example) of ``config``'s model, on
-    windows of ``input_pipeline.input_rows(config)`` x ``config.window_frames``."""
+    windows of ``input_pipeline.input_shapes(config)``."""
     import jax
 
-    from emojax import input_pipeline, models, train
+    from emojax import input_pipeline, models, state as states, steps
 
-    trainer = train.Trainer(config, models.create_model(config), train.make_mesh())
-    state = train.create_train_state(config, trainer.model, steps_per_epoch=1)
-    x = jax.ShapeDtypeStruct((config.batch_size, input_pipeline.input_rows(config), config.window_frames),
-                             np.float32)
+    trainer = steps.Trainer(config, models.create_model(config), states.make_mesh())
+    state = states.create_train_state(config, trainer.model, steps_per_epoch=1)
+    x = {name: jax.ShapeDtypeStruct((config.batch_size, *shape), np.float32)
+         for name, shape in input_pipeline.input_shapes(config).items()}
     y = jax.ShapeDtypeStruct((config.batch_size,), np.int32)
     jaxpr = jax.make_jaxpr(trainer.step)(state, x, y, jax.random.PRNGKey(0))
-    return train.num_parameters(state.params), product_flops(jaxpr.jaxpr) / config.batch_size
+    return states.num_parameters(state.params), product_flops(jaxpr.jaxpr) / config.batch_size
 
 
 def model_cost(argv: list[str]) -> None:
