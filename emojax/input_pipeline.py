@@ -215,24 +215,30 @@ def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: f
             "test": corpus.subset(test)}
 
 
-UTTERANCE_NORMALIZATIONS = ("none", "mean", "mean_std")
+UTTERANCE_NORMALIZATIONS = ("none", "level", "mean", "mean_std")
 
 
-def utterance_normalize(rows: np.ndarray, kind: str) -> np.ndarray:
-    """Per-utterance normalisation of one clip's rows (R, T) over its own frames (all T of them).
+def utterance_normalize(rows: np.ndarray, kind: str, name: str = "mfcc") -> np.ndarray:
+    """Per-utterance normalisation of one clip's rows (R, T) of input ``name`` over its own frames (all T of them).
 
-    ``"none"``: unchanged; ``"mean"``: each row minus its mean over time (cepstral mean normalisation, which removes
-    a fixed channel response such as a microphone's); ``"mean_std"``: also divided by its standard deviation over
-    time. Returns (R, T) float32.
+    ``"none"``: unchanged. ``"level"``: the MFCCs' first row (c0, the frame's log energy) minus its mean, other rows
+    and other inputs unchanged: a gain of g dB adds the same g to every log-mel value of every frame (the ``top_db``
+    floor is relative to the clip's peak), which moves c0 alone, by g·sqrt(n_mels); so the clip's loudness (a
+    microphone's gain) is removed and the level's course within the clip kept. ``"mean"``: each row minus its mean
+    over time (cepstral mean normalisation, which also removes a fixed channel response such as a microphone's);
+    ``"mean_std"``: also divided by its standard deviation over time. Returns (R, T) float32.
     """
     if kind not in UTTERANCE_NORMALIZATIONS:
         raise ValueError(f"unknown utterance normalization {kind!r}; set config.utterance_normalization to one of "
                          f"{', '.join(UTTERANCE_NORMALIZATIONS)}")
     rows = np.asarray(rows, np.float32)
-    if kind == "none" or rows.shape[1] == 0:
+    if kind == "none" or rows.shape[1] == 0 or (kind == "level" and name != "mfcc"):
         return rows
-    centred = rows - rows.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-    if kind == "mean":
+    means = rows.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if kind == "level":
+        means[1:] = 0.0
+    centred = rows - means
+    if kind in ("level", "mean"):
         return centred
     return centred / np.maximum(centred.std(axis=1, keepdims=True, dtype=np.float64), 1e-6).astype(np.float32)
 
@@ -321,8 +327,8 @@ def crop_windows(rows: np.ndarray, offsets: Sequence[int], frames: int) -> np.nd
 def clip_windows(clip: Inputs, offsets: Sequence[int], frames: int, n_mfcc: int, utterance: str = "none") -> Inputs:
     """``crop_windows`` of each input of one clip (the first ``n_mfcc`` MFCCs), after ``utterance_normalize`` of
     those rows over the whole clip: ``{name: (K, R, frames)}``."""
-    return {name: crop_windows(utterance_normalize(rows[:n_mfcc] if name == "mfcc" else rows, utterance), offsets,
-                               frames) for name, rows in clip.items()}
+    return {name: crop_windows(utterance_normalize(rows[:n_mfcc] if name == "mfcc" else rows, utterance, name),
+                               offsets, frames) for name, rows in clip.items()}
 
 
 def make_windows(corpus: Corpus, offsets: Sequence[int], frames: int, n_mfcc: int, utterance: str = "none"

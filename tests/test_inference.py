@@ -456,3 +456,23 @@ def test_a_pitch_run_predicts_evaluates_and_ensembles_as_it_trained(pitch_workdi
     for name in EMOTIONS:
         assert ensemble.probabilities[name] == pytest.approx(
             (plain.probabilities[name] + result.probabilities[name]) / 2, abs=1e-5)
+
+
+def test_level_normalization_makes_predictions_independent_of_the_recordings_gain(trained_workdir):
+    """With ``utterance_normalization="level"`` a recording 30, 20 or 10 dB quieter, or peak-normalised, gets the same
+    probabilities (a short clip and a long recording's windows); without it, the gain changes them."""
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    clip = next(synthetic.generate("test")).audio.astype(np.float32) / 32768
+    long = np.tile(clip, 5)  # longer than the clip's evaluation span: windows of their own samples
+    gains = [10 ** (-db / 20) for db in (30, 20, 10)] + [1 / np.abs(clip).max()]
+
+    def probabilities(audio: np.ndarray) -> np.ndarray:
+        result = predictor.predict(audio, synthetic.SAMPLE_RATE)
+        return np.array([[w["probabilities"][e] for e in EMOTIONS] for w in result.windows])
+
+    assert not np.allclose(probabilities(clip * gains[0]), probabilities(clip), atol=1e-3)
+    predictor.config.utterance_normalization = "level"
+    for audio in (clip, long):
+        reference = probabilities(audio)
+        for gain in gains:
+            np.testing.assert_allclose(probabilities(audio * gain), reference, atol=1e-3)

@@ -183,6 +183,26 @@ def test_utterance_normalization_uses_the_whole_clip():
         input_pipeline.utterance_normalize(mfcc, "per_clip")
 
 
+def test_level_normalization_removes_the_clips_loudness_from_c0_only():
+    """A gain adds the same number of dB to every log-mel value, so it moves c0 (the orthonormal DCT's constant row)
+    alone; "level" centres c0 over the clip and leaves the other coefficients and the pitch rows as they are."""
+    from emojax import features
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000 * 2) / 16_000
+    y = (0.3 * np.sin(2 * np.pi * 180 * t * (1 + 0.1 * np.sin(3 * t))) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t)) +
+         0.01 * rng.normal(size=t.size)).astype(np.float32)
+    loud, quiet = features.clip_mfccs([y, y * 10 ** (-30 / 20)])
+    np.testing.assert_allclose(quiet[1:], loud[1:], atol=2e-2)  # only c0 moves with the gain ...
+    assert np.allclose(loud[0] - quiet[0], 30 * np.sqrt(128), rtol=1e-3)  # ... by 30 dB · sqrt(n_mels)
+    level = [input_pipeline.utterance_normalize(m, "level") for m in (loud, quiet)]
+    np.testing.assert_allclose(level[0], level[1], atol=5e-2)
+    np.testing.assert_allclose(level[0][0].mean(), 0.0, atol=1e-3)
+    np.testing.assert_array_equal(level[0][1:], loud[1:])
+    pitch = rng.normal(size=(2, 50)).astype(np.float32)
+    np.testing.assert_array_equal(input_pipeline.utterance_normalize(pitch, "level", "pitch"), pitch)
+
+
 @pytest.mark.parametrize("kind,shape", [("per_position", (25, 30)), ("per_coefficient", (25, 1))])
 def test_normalization_uses_training_statistics(kind, shape):
     rng = np.random.default_rng(0)
