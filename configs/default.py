@@ -16,7 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Data and protocol.
     config.datasets = ("ravdess", "savee", "crema_d", "tess")  # prepared corpora (tfds build datasets/<name>)
     config.data_dir = ml_collections.config_dict.placeholder(str)  # None: the default TFDS data dir
-    config.protocol = "random"  # "random" 80/20 (the reference's), "speaker" (builders' splits) or "loco"
+    config.protocol = "random"  # "random" 80/20 (the reference's), "speaker" (builders' splits), "loco" or "all"
     config.test_corpus = ""  # the held-out corpus of the "loco" protocol
     config.test_fraction = 0.2  # random protocol: the test share of all clips
     config.validation_fraction = 0.1  # random protocol: the validation share of the non-test clips

@@ -25,7 +25,8 @@ before the end. Speaker protocol: the builders' speaker-disjoint train/validatio
 ``config.test_corpus``; its test metrics come twice, with all 8 classes and with the decision restricted to the
 emotions that corpus has (``held_out_classes``). With ``config.refit``, under any protocol, the validation clips are
 trained on too and the validation split is empty (``refit_splits``): for a recipe whose settings were chosen on
-validation before.
+validation before. ``all``: every clip trains, nothing is held out (a model to ship, whose recipe was measured under
+the other protocols).
 """
 
 from __future__ import annotations
@@ -168,8 +169,12 @@ def load_splits(config: ml_collections.ConfigDict,
     elif config.protocol == "random":
         everything = Corpus.concatenate([load(split) for split in SPLITS])
         splits = random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
+    elif config.protocol == "all":
+        everything = Corpus.concatenate([load(split) for split in SPLITS])
+        none = everything.subset(np.zeros(0, np.int64))
+        splits = {"train": everything, "validation": none, "test": none}
     else:
-        raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker' or 'loco'")
+        raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker', 'loco' or 'all'")
     return refit_splits(splits) if config.refit else splits
 
 

@@ -476,3 +476,29 @@ def test_level_normalization_makes_predictions_independent_of_the_recordings_gai
         reference = probabilities(audio)
         for gain in gains:
             np.testing.assert_allclose(probabilities(audio * gain), reference, atol=1e-3)
+
+
+def test_an_exported_model_loads_with_its_config_labels_and_checksum(trained_workdir, tmp_path):
+    import jax
+
+    from emojax import checkpoints, pretrained
+
+    weights = pretrained.export(trained_workdir, tmp_path, name="m", command="python train.py ...")
+    config, variables, normalization = pretrained.load(tmp_path, "m")
+    saved_config, state, saved_normalization, step = checkpoints.restore(trained_workdir)
+    assert config.to_dict() == saved_config.to_dict()
+    saved = {"params": state.params, "batch_stats": state.batch_stats}
+    for u, v in zip(jax.tree.leaves(variables), jax.tree.leaves(saved), strict=True):
+        np.testing.assert_array_equal(u, v)
+    for name, (mean, std) in saved_normalization.statistics.items():
+        np.testing.assert_array_equal(normalization.statistics[name][0], mean)
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    assert meta["labels"] == list(EMOTIONS) and meta["checkpoint_step"] == step and meta["sha256"] == pretrained.sha256(
+        weights)
+    again = pretrained.export(trained_workdir, tmp_path / "again", name="m")
+    assert pretrained.sha256(again) == meta["sha256"]  # the same weights, the same bytes
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="SHA-256 .* damaged or was replaced"):
+        pretrained.load(tmp_path, "m")
+    with pytest.raises(FileNotFoundError, match="reinstall emojax"):
+        pretrained.load(tmp_path / "missing", "m")
