@@ -9,37 +9,47 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
   1.13 s for the reference windows; rare in the corpora) is taken from its first frame instead, so that the
   window holds its audio;
 - a longer recording is cut into windows of ``window_frames`` frames (2.5 s) every half window, the last
-  one aligned to the end; each window's MFCC (and its per-utterance normalisation, if the config asks for
-  one) is computed from its own samples, in chunks of
-  ``CHUNK_WINDOWS`` windows, so feature and model memory stay bounded however long the file is (only
-  the 16 kHz samples are held whole: 230 MB per hour).
+  one aligned to the end (``timeline.window_starts``); each window's MFCC (and its per-utterance normalisation,
+  if the config asks for one) is computed from its own samples, in chunks of ``CHUNK_WINDOWS`` windows, so
+  feature and model memory stay bounded however long the file is (only the 16 kHz samples are held whole:
+  230 MB per hour).
 
-The whole-file prediction is the mean of the window probabilities. A model trained with speaker normalisation
+The whole-file prediction is the mean of the window probabilities. ``Predictor.timeline`` gives the same windows
+(any hop) as an ``emojax.timeline.Timeline``, with the windows that hold no speech marked silence and left
+unclassified; ``Predictor.timeline_file`` computes it streaming the file, in bounded memory however long it is. A model trained with speaker normalisation
 (``config.speaker_normalization``) first normalises each MFCC by its speaker's statistics, which the caller computes
 from several of that speaker's recordings (``Predictor.speaker_statistics``) and passes to ``predict``.
 
     predictor = Predictor.from_workdir("runs/demo")  # or Predictor.from_workdirs([...]): an ensemble
     result = predictor.predict_file("clip.flac")
     result.emotion, result.probabilities["anger"], result.windows[0]["start_seconds"]
+    predictor.timeline_file("interview.mp3", smooth=5.0).plot("interview.png")
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+import errno
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 import numpy as np
+import soundfile
+from tqdm import tqdm
 
 from emojax import checkpoints, features, input_pipeline
-from emojax.audio import resample, to_mono
+from emojax.audio import (_FILE_RATES, _READ_SAMPLES, _SHORT_CHUNK, _mono_blocks, _rate_ratio, _resample_blocks,
+                          resample, to_mono)
 from emojax.evaluate import Member, ensemble_probabilities
 from emojax.labels import EMOTIONS
 from emojax.state import make_mesh
+from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
+                             window_starts)
 
 CHUNK_WINDOWS = 32  # windows whose MFCCs are computed and classified at once
+PROGRESS_SECONDS = 60.0  # timeline_file shows a progress bar (on a terminal) for recordings longer than this
 _HOP = features.FRONT_END["hop_length"]
 
 
@@ -73,6 +83,76 @@ class Prediction:
 def _mono_16k(y: np.ndarray, sample_rate: int) -> np.ndarray:
     """Audio (samples,) or (samples, channels), int PCM or float, any rate -> (samples,) float32 at 16 kHz."""
     return resample(to_mono(np.asarray(y)), int(sample_rate), features.SAMPLE_RATE)
+
+
+class _AudioStream:
+    """A file's samples as float32 mono 16 kHz blocks in [-1, 1], decoded anew at each iteration, as
+    ``features.load_audio`` decodes them (the same blocks, mixing and resampling; ``seconds`` is the header's
+    length). Opening raises ``FileNotFoundError`` or ``features.AudioFileError`` as ``load_audio`` does; iterating
+    raises ``AudioFileError`` for a file that turns out damaged, truncated or empty."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "audio file not found", str(self.path))
+        with self._open() as f:
+            self.seconds = f.frames / f.samplerate
+            if not _FILE_RATES[0] <= f.samplerate <= _FILE_RATES[1]:
+                raise features.AudioFileError(
+                    f"{self.path}: its header gives a sample rate of {f.samplerate} Hz, outside the "
+                    f"{_FILE_RATES[0]}-{_FILE_RATES[1]} Hz emojax reads; the file is damaged or not audio")
+
+    def _open(self) -> soundfile.SoundFile:
+        try:
+            return soundfile.SoundFile(self.path)
+        except soundfile.LibsndfileError as e:
+            raise features.AudioFileError(f"{self.path}: not a readable audio file ({e.error_string})") from e
+        except TypeError as e:  # soundfile's "samplerate must be specified": a .raw name
+            raise features.AudioFileError(f"{self.path}: headerless raw audio ({e}); convert it to WAV or FLAC "
+                                          "first") from e
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with self._open() as f:
+            buffer = np.empty((max(1, _READ_SAMPLES // f.channels), f.channels), np.float32)
+            try:
+                for y in _resample_blocks(_mono_blocks(f, buffer, self.path),
+                                          *_rate_ratio(features.SAMPLE_RATE, f.samplerate)):
+                    yield np.clip(y, -1.0, 1.0, out=y)
+            except soundfile.LibsndfileError as e:
+                raise features.AudioFileError(f"{self.path}: not a readable audio file ({e.error_string})") from e
+            frames_read, expected, log = f.tell(), f.frames, f.extra_info
+        if frames_read == 0:
+            raise features.AudioFileError(f"{self.path}: the file contains no audio samples")
+        short = [(int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log) if int(a) not in (0, 0xFFFFFFFF)]
+        if frames_read < expected or any(have < announced for announced, have in short):
+            raise features.AudioFileError(f"{self.path}: truncated file, its header announces more audio than the "
+                                          f"file holds ({frames_read} frames readable); re-download or re-export it")
+
+
+def _cut_windows(blocks: Iterable[np.ndarray], starts: Iterable[int], size: int) -> Iterator[np.ndarray]:
+    """Samples ``[start, start + size)`` (fewer at the end) of a recording given as consecutive ``blocks``, for
+    increasing ``starts``: views of an in-memory recording given as one block, else holding one window and one
+    block at a time."""
+    blocks = iter(blocks)
+    pending, offset, ended = np.zeros(0, np.float32), 0, False  # samples [offset, offset + len(pending))
+    for start in starts:
+        while True:
+            drop = min(max(start - offset, 0), len(pending))  # samples before the window
+            pending, offset = pending[drop:], offset + drop
+            if ended or offset + len(pending) >= start + size:
+                break
+            block = next(blocks, None)
+            ended = block is None
+            if not ended:
+                pending = block if not len(pending) else np.concatenate([pending, block])
+        yield pending[start - offset:start + size - offset]
+
+
+def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
+    """``blocks`` of 16 kHz samples, advancing ``bar`` (seconds) by each."""
+    for block in blocks:
+        bar.update(len(block) / features.SAMPLE_RATE)
+        yield block
 
 
 def _distribution(probs: np.ndarray) -> tuple[str, dict[str, float]]:
@@ -138,6 +218,21 @@ class Predictor:
             return [{"mfcc": m} for m in mfccs]
         return [{"mfcc": m, "pitch": p} for m, p in zip(mfccs, features.clip_pitch(clips, features.SAMPLE_RATE))]
 
+    @property
+    def window_samples(self) -> int:
+        """Samples at 16 kHz of one window of a long recording: ``config.window_frames`` frames (2.5 s)."""
+        return int(round(self.config.window_frames * _HOP / features.MFCC_SAMPLE_RATE * features.SAMPLE_RATE))
+
+    def _window_rows(self, blocks: Iterable[np.ndarray], starts: np.ndarray
+                     ) -> Iterator[tuple[list[input_pipeline.Inputs], np.ndarray]]:
+        """The full-clip rows (``_rows``) of the windows of ``window_samples`` at ``starts`` (increasing) of a
+        recording given as 16 kHz ``blocks``, each from its own samples: (rows, their starts) of ``CHUNK_WINDOWS``
+        windows at a time."""
+        windows = _cut_windows(blocks, starts, self.window_samples)
+        for first in range(0, len(starts), CHUNK_WINDOWS):
+            chunk = starts[first:first + CHUNK_WINDOWS]
+            yield self._rows([next(windows) for _ in chunk]), chunk
+
     def _pieces(self, audio: np.ndarray
                 ) -> Iterator[tuple[list[input_pipeline.Inputs], np.ndarray, list[tuple[float, float]]]]:
         """The rows a recording's prediction sees (module docstring), from 16 kHz mono ``audio``: (full-clip rows
@@ -154,14 +249,17 @@ class Predictor:
             yield [clip], offsets, [(max(o, 0) * frame_seconds, min(duration, (o + c.window_frames) * frame_seconds))
                                     for o in offsets]
             return
-        size = int(round(c.window_frames * frame_seconds * rate))
-        starts = list(range(0, len(audio) - size + 1, size // 2))
-        if starts[-1] + size < len(audio):
-            starts.append(len(audio) - size)
-        for first in range(0, len(starts), CHUNK_WINDOWS):
-            chunk = starts[first:first + CHUNK_WINDOWS]
-            yield (self._rows([audio[s:s + size] for s in chunk]), np.array([0]),
-                   [(s / rate, (s + size) / rate) for s in chunk])
+        size = self.window_samples
+        for rows, chunk in self._window_rows([audio], window_starts(len(audio), size, size // 2)):
+            yield rows, np.array([0]), [(s / rate, (s + size) / rate) for s in chunk]
+
+    def _check_speaker(self, speaker: input_pipeline.Statistics | None) -> None:
+        """Raises ``ValueError`` when the model needs its speaker's statistics and ``speaker`` is None."""
+        if speaker is None and self.speaker_normalization != "none":
+            raise ValueError(f"this model was trained with speaker normalisation "
+                             f"(config.speaker_normalization={self.speaker_normalization!r}): pass "
+                             "speaker=predictor.speaker_statistics(<several recordings of the speaker>) (eval.py: "
+                             "--one_speaker with several files of one speaker)")
 
     def speaker_statistics(self, recordings: Iterable[tuple[np.ndarray, int]]) -> input_pipeline.Statistics:
         """A speaker's statistics for a model trained with speaker normalisation: ``input_pipeline.frame_statistics``
@@ -179,11 +277,7 @@ class Predictor:
         ``speaker``: its speaker's ``speaker_statistics``, required by a model trained with speaker normalisation
         (``speaker_normalization``) and unused by the others.
         """
-        if speaker is None and self.speaker_normalization != "none":
-            raise ValueError(f"this model was trained with speaker normalisation "
-                             f"(config.speaker_normalization={self.speaker_normalization!r}): pass "
-                             "speaker=predictor.speaker_statistics(<several recordings of the speaker>) (eval.py: "
-                             "--one_speaker with several files of one speaker)")
+        self._check_speaker(speaker)
         audio = _mono_16k(audio, sample_rate)
         windows: list[dict[str, Any]] = []
         probs_list, spans = [], []
@@ -207,3 +301,90 @@ class Predictor:
         """
         audio, rate = features.load_audio(path, features.SAMPLE_RATE)
         return self.predict(audio, rate, file=str(path), speaker=speaker)
+
+    def timeline(self, audio: np.ndarray, sample_rate: int, hop: float | None = None, smooth: float = 0.0,
+                 silence_db: float = SILENCE_DB, floor_db: float = FLOOR_DB,
+                 speech_fraction: float = SPEECH_FRACTION, file: str | None = None,
+                 speaker: input_pipeline.Statistics | None = None) -> Timeline:
+        """The emotions of a recording over time: audio (samples,) or (samples, channels), int PCM or float, any
+        rate (Hz).
+
+        Args:
+          hop: seconds between window starts (rounded to a 16 kHz sample); None: half a window, the windows of
+            ``predict`` on a recording longer than a clip's evaluation span (with the same probabilities).
+          smooth: seconds over which probabilities are averaged (``Timeline.smoothed``); 0: none.
+          silence_db, floor_db, speech_fraction: which windows are silence (``emojax.timeline``: not classified).
+          file: the name the timeline carries.
+          speaker: as in ``predict``.
+
+        Returns:
+          a ``Timeline`` of windows of ``window_samples`` (2.5 s), each classified from its own samples, the last
+          one aligned to the end; a recording shorter than a window is one window, its MFCC zero-padded.
+        """
+        step = self._timeline_step(hop, smooth, speaker)
+        audio = _mono_16k(audio, sample_rate)
+        return self._timeline(lambda: [audio], frame_levels([audio]), len(audio), file, step, smooth,
+                              (silence_db, floor_db, speech_fraction), speaker)
+
+    def timeline_file(self, path: str | Path, hop: float | None = None, smooth: float = 0.0,
+                      silence_db: float = SILENCE_DB, floor_db: float = FLOOR_DB,
+                      speech_fraction: float = SPEECH_FRACTION,
+                      speaker: input_pipeline.Statistics | None = None, progress: bool = True) -> Timeline:
+        """``timeline`` of an audio file (whatever libsndfile reads; the same windows and probabilities as
+        ``timeline`` of its ``features.load_audio``), streaming it: the file is decoded twice, a block at a time,
+        for its frame levels and for its windows, so memory does not grow with its length (the levels take 0.5 MB
+        per hour). With ``progress``, a recording longer than ``PROGRESS_SECONDS`` gets a progress bar on stderr
+        when stderr is a terminal.
+
+        Raises ``FileNotFoundError`` or ``features.AudioFileError`` naming the file when it cannot be read.
+        """
+        step = self._timeline_step(hop, smooth, speaker)
+        stream = _AudioStream(path)
+        show = progress and stream.seconds > PROGRESS_SECONDS
+        with tqdm(total=round(stream.seconds, 1), unit="s", desc="levels", disable=None if show else True,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
+            samples = 0
+
+            def measured() -> Iterator[np.ndarray]:
+                nonlocal samples
+                for block in _counted(stream, bar):
+                    samples += len(block)
+                    yield block
+
+            levels = frame_levels(measured())
+
+            def blocks() -> Iterator[np.ndarray]:
+                bar.reset()
+                bar.set_description("emotions")
+                return _counted(stream, bar)
+
+            return self._timeline(blocks, levels, samples, str(path), step, smooth,
+                                  (silence_db, floor_db, speech_fraction), speaker)
+
+    def _timeline_step(self, hop: float | None, smooth: float, speaker: input_pipeline.Statistics | None) -> int:
+        """The hop in 16 kHz samples (``timeline``'s ``hop`` seconds, half a window when None), after checking
+        ``smooth`` and ``speaker``."""
+        self._check_speaker(speaker)
+        if smooth < 0:
+            raise ValueError(f"smooth must be >= 0 seconds, got {smooth}")
+        step = self.window_samples // 2 if hop is None else int(round(hop * features.SAMPLE_RATE))
+        if step < 1:
+            raise ValueError(f"hop must be at least one sample (1/{features.SAMPLE_RATE} s), got {hop} s")
+        return step
+
+    def _timeline(self, blocks: Callable[[], Iterable[np.ndarray]], levels: np.ndarray, samples: int,
+                  file: str | None, step: int, smooth: float, silence: tuple[float, float, float],
+                  speaker: input_pipeline.Statistics | None) -> Timeline:
+        """The timeline of a recording of ``samples`` at 16 kHz whose ``frame_levels`` are ``levels`` and
+        whose samples ``blocks()`` gives (called once, after silence is decided, when some window holds speech):
+        windows every ``step`` samples, the non-silent ones classified ``CHUNK_WINDOWS`` at a time."""
+        size = self.window_samples
+        starts = window_starts(samples, size, step)
+        silent = silent_windows(levels, starts, size, *silence)
+        probs = np.full((len(starts), len(EMOTIONS)), np.nan)
+        kept = np.flatnonzero(~silent)
+        done = 0
+        for rows, chunk in self._window_rows(blocks() if len(kept) else [], starts[kept]):
+            probs[kept[done:done + len(chunk)]] = self._classify(rows, np.array([0]), speaker)
+            done += len(chunk)
+        return Timeline.from_arrays(file, samples, step, size, starts, probs).smoothed(smooth)
