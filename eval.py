@@ -39,52 +39,17 @@ flags.DEFINE_bool("one_speaker", False, "Prediction mode: the files are recordin
                   "over all of them normalise each (needed by models trained with config.speaker_normalization).")
 
 
-def _report_failure(path: str, error: Exception) -> None:
-    reason = (error.strerror if isinstance(error, FileNotFoundError) else None) or str(error)
-    print(f"error: {path}: {reason.removeprefix(f'{Path(path)}: ')}", file=sys.stderr, flush=True)
-
-
 def predict(workdirs: list[str], files: list[str], as_json: bool, one_speaker: bool) -> int:
-    """Prints a prediction per file; returns the exit status (1 if any file failed). With ``one_speaker`` the
-    readable files' joint speaker statistics normalise each (``inference.Predictor.speaker_statistics``)."""
-    from emojax import features, inference
+    """Prints a prediction per file (``emojax.cli.predict_files``); returns the exit status (1 if any file failed).
+    With ``one_speaker`` the readable files' joint speaker statistics normalise each."""
+    from emojax import cli, inference
 
     predictor = inference.Predictor.from_workdirs(workdirs, FLAGS.checkpoint)
     if predictor.speaker_normalization != "none" and not one_speaker:
         raise app.UsageError(f"{workdirs[0]} was trained with speaker normalisation (config.speaker_normalization="
                              f"{predictor.speaker_normalization!r}): give several recordings of one speaker and "
                              "--one_speaker")
-    failed, speaker = 0, None
-
-    def read(path: str) -> tuple | None:
-        nonlocal failed
-        try:
-            return features.load_audio(path, features.SAMPLE_RATE)
-        except (FileNotFoundError, ValueError) as e:  # features.AudioFileError is a ValueError naming the file
-            _report_failure(path, e)
-            failed += 1
-            return None
-
-    # Decoded once each: all first with --one_speaker (their statistics come before any prediction), else one by one.
-    recordings = ((path, read(path)) for path in files)
-    if one_speaker:
-        recordings = [(path, audio) for path, audio in recordings if audio is not None]
-        if recordings:
-            speaker = predictor.speaker_statistics(audio for _, audio in recordings)
-    for path, audio in recordings:
-        if audio is None:
-            continue
-        try:
-            result = predictor.predict(*audio, file=path, speaker=speaker)
-        except ValueError as e:
-            _report_failure(path, e)
-            failed += 1
-            continue
-        if as_json:
-            print(json.dumps(result.to_dict()), flush=True)
-        else:
-            print(f"{path}\t{result.emotion}\t{result.probability:.3f}", flush=True)
-    return 1 if failed else 0
+    return cli.predict_files(predictor, files, as_json, one_speaker)
 
 
 def evaluate(workdirs: list[str], split: str, out: Path) -> int:
