@@ -45,6 +45,7 @@ from emojax.audio import (_FILE_RATES, _READ_SAMPLES, _SHORT_CHUNK, _mono_blocks
 from emojax.evaluate import Member, ensemble_probabilities
 from emojax.labels import EMOTIONS
 from emojax.state import make_mesh
+from emojax.steps import Classifier
 from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
                              window_starts)
 
@@ -175,6 +176,10 @@ class Predictor:
         self.config = members[0][0]
         self._members = [Member.restored(config, state, normalization, mesh, CHUNK_WINDOWS)
                          for config, state, normalization in members]
+        # A clip's K evaluation windows are classified in batches of K: padding them to CHUNK_WINDOWS cost 20x.
+        clip_batch = len(input_pipeline.evaluation_offsets(self.config))
+        self._clip_members = [m._replace(classifier=Classifier(m.classifier.model, mesh, clip_batch))
+                              for m in self._members]
         self._pitch = any(config.pitch for config, _, _ in members)  # clips need their pitch rows
 
     @classmethod
@@ -196,10 +201,11 @@ class Predictor:
         return kinds[0] if kinds else "none"
 
     def _classify(self, clips: Sequence[input_pipeline.Inputs], offsets: Sequence[int],
-                  speaker: input_pipeline.Statistics | None) -> np.ndarray:
+                  speaker: input_pipeline.Statistics | None, one_clip: bool = False) -> np.ndarray:
         """Full-clip rows of M clips (``{"mfcc": (40, T_i)}``, with ``"pitch": (2, T_i)`` when a member reads pitch)
         -> (M * K, C) probabilities of their windows at ``offsets`` (K of them; clip after clip), the mean over the
-        members, each with its own speaker and window normalisation."""
+        members, each with its own speaker and window normalisation; ``one_clip``: the evaluation windows of one
+        short clip, classified in batches of their own size."""
         c = self.config
 
         def windows(kind: str) -> input_pipeline.Inputs:  # {name: (M * K, 1, R, frames)}: one window per "clip"
@@ -208,7 +214,7 @@ class Predictor:
                         for clip in clips]
             return {name: np.concatenate([w[name] for w in per_clip])[:, None] for name in per_clip[0]}
 
-        return ensemble_probabilities(self._members, windows)
+        return ensemble_probabilities(self._clip_members if one_clip else self._members, windows)
 
     def _rows(self, clips: list[np.ndarray]) -> list[input_pipeline.Inputs]:
         """The full-clip rows of 16 kHz ``clips``: ``features.clip_mfccs``, with ``clip_pitch`` when a member reads
@@ -242,7 +248,7 @@ class Predictor:
         frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
         duration = len(audio) / rate
         offsets = input_pipeline.evaluation_offsets(c)
-        if duration <= (offsets.max() + c.window_frames) * frame_seconds:
+        if self._is_clip(len(audio)):
             clip = self._rows([audio])[0]
             if len(offsets) == 1 and clip["mfcc"].shape[1] < c.offset_frames + c.window_frames // 4:
                 offsets = np.array([0])
@@ -252,6 +258,11 @@ class Predictor:
         size = self.window_samples
         for rows, chunk in self._window_rows([audio], window_starts(len(audio), size, size // 2)):
             yield rows, np.array([0]), [(s / rate, (s + size) / rate) for s in chunk]
+
+    def _is_clip(self, samples: int) -> bool:
+        """Whether a recording of ``samples`` at 16 kHz ends before its evaluation windows do (module docstring)."""
+        end = input_pipeline.evaluation_offsets(self.config).max() + self.config.window_frames
+        return samples / features.SAMPLE_RATE <= end * _HOP / features.MFCC_SAMPLE_RATE
 
     def _check_speaker(self, speaker: input_pipeline.Statistics | None) -> None:
         """Raises ``ValueError`` when the model needs its speaker's statistics and ``speaker`` is None."""
@@ -282,7 +293,7 @@ class Predictor:
         windows: list[dict[str, Any]] = []
         probs_list, spans = [], []
         for clips, offsets, piece_spans in self._pieces(audio):
-            probs_list.append(self._classify(clips, offsets, speaker))
+            probs_list.append(self._classify(clips, offsets, speaker, one_clip=self._is_clip(len(audio))))
             spans += piece_spans
         probs = np.concatenate(probs_list)
         for (start, end), p in zip(spans, probs):

@@ -50,6 +50,8 @@ SPEECH_FRACTION = 0.2
 COLOURS = {"neutral": "#8da0cb", "calm": "#66c2a5", "happiness": "#ffd92f", "sadness": "#1f4e9c",
            "anger": "#d62728", "fear": "#7b3294", "disgust": "#8c6d31", "surprise": "#fc8d62"}
 _SILENCE_COLOUR = "#d9d9d9"
+PLOT_COLUMNS = 500
+"""``Timeline.plot`` draws at most this many columns (2 pixels each); longer timelines are averaged into them."""
 
 
 def window_starts(samples: int, size: int, hop: int) -> np.ndarray:
@@ -270,49 +272,76 @@ class Timeline:
                                    (f"{w.probabilities[e]:.4f}" for e in EMOTIONS))])
         return path
 
+    def columns(self, count: int = PLOT_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+        """What ``plot`` draws: column edges (B + 1,) in seconds and each column's shares (B, 9), the 8 emotions'
+        probabilities then silence, summing to 1. Up to ``count`` windows, a column per window over the time it
+        stands for (``borders``; a silent window is all silence); beyond, ``count`` equal columns, each the mean
+        over the windows whose centres fall in it (an empty one is silence)."""
+        rows = np.nan_to_num(np.append(self.probability_array(), np.zeros((len(self.windows), 1)), 1))
+        rows[[w.silent for w in self.windows], -1] = 1.0
+        if len(self.windows) <= count:
+            return self.borders(), rows
+        edges = np.linspace(0.0, self.duration_seconds, count + 1)
+        column = np.minimum(np.searchsorted(edges, [w.centre_seconds for w in self.windows], "right") - 1, count - 1)
+        sums = np.zeros((count, rows.shape[1]))
+        np.add.at(sums, column, rows)
+        windows = np.bincount(column, minlength=count)[:, None]
+        shares = np.where(windows > 0, sums / np.maximum(windows, 1), np.eye(rows.shape[1])[-1])
+        return edges, shares
+
     def plot(self, path: str | Path) -> Path:
-        """Writes a PNG: above, the segments as a band in their emotion's colour (named where there is room); below,
-        the 8 probabilities of each window as stacked areas over the time it stands for (``borders``; one fixed
-        colour per emotion, ``COLOURS``), silence grey; time in m:ss (h:mm:ss past an hour)."""
+        """Writes a PNG of ``columns``: below, the 8 probabilities stacked over time, one fixed colour per emotion
+        (``COLOURS``), silence grey; above, a band in the colour of each column's largest share (named where there is
+        room); time in m:ss (h:mm:ss from an hour), the file name in the title."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
-        from matplotlib.ticker import FuncFormatter, MaxNLocator
+        from matplotlib.ticker import FuncFormatter, MultipleLocator
 
         hours = self.duration_seconds >= 3600
         figure = Figure(figsize=(12, 4.8), layout="constrained")
         FigureCanvasAgg(figure)
         band, area = figure.subplots(2, 1, sharex=True, height_ratios=(1, 5))
-        for s in self.segments:
-            colour = COLOURS.get(s.emotion, _SILENCE_COLOUR)
-            band.axvspan(s.start_seconds, s.end_seconds, color=colour, lw=0)
-            if s.end_seconds - s.start_seconds > 0.07 * self.duration_seconds:
-                band.text((s.start_seconds + s.end_seconds) / 2, 0.5, s.emotion, ha="center", va="center",
-                          color="white" if s.emotion in ("sadness", "fear", "anger", "disgust") else "black")
+        edges, shares = self.columns()
+        names, colours = [*EMOTIONS, SILENCE], [*(COLOURS[e] for e in EMOTIONS), _SILENCE_COLOUR]
+        top = np.append(shares.cumsum(axis=1), np.zeros((1, shares.shape[1])), 0)  # fill_between's step="post" end
+        below = np.zeros(len(top))
+        for k, colour in enumerate(colours):
+            area.fill_between(edges, below, top[:, k], step="post", color=colour, lw=0)
+            below = top[:, k]
+        dominant = shares.argmax(axis=1)
+        changes = np.flatnonzero(np.diff(dominant)) + 1
+        for first, end in zip([0, *changes], [*changes, len(dominant)]):  # runs of one dominant emotion
+            k, start, stop = dominant[first], edges[first], edges[end]
+            band.axvspan(start, stop, color=colours[k], lw=0)
+            if stop - start > 0.07 * self.duration_seconds:
+                band.text((start + stop) / 2, 0.5, names[k], ha="center", va="center",
+                          color="white" if names[k] in ("sadness", "anger", "fear", "disgust") else "black")
         band.set_yticks([])
-        borders = self.borders()
-        steps = np.append(np.nan_to_num(self.probability_array()).cumsum(axis=1), np.zeros((1, len(EMOTIONS))), 0)
-        below = np.zeros(len(steps))
-        for k, emotion in enumerate(EMOTIONS):  # each window's probabilities held over [borders[i], borders[i+1])
-            area.fill_between(borders, below, steps[:, k], step="post", color=COLOURS[emotion], lw=0)
-            below = steps[:, k]
-        for s in self.segments:
-            if s.emotion == SILENCE:
-                area.axvspan(s.start_seconds, s.end_seconds, color=_SILENCE_COLOUR, lw=0)
         area.set_xlim(0, self.duration_seconds)
         area.set_ylim(0, 1)
         area.set_ylabel("probability")
         area.set_xlabel("time (h:mm:ss)" if hours else "time (m:ss)")
-        area.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 5, 6, 10]))
+        area.xaxis.set_major_locator(MultipleLocator(_tick_seconds(self.duration_seconds)))
         area.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _format_time(x, hours)))
         area.grid(axis="y", color="white", alpha=0.6, lw=0.8)
-        handles = [Patch(color=COLOURS[e], label=e) for e in reversed(EMOTIONS)]  # top to bottom, as stacked
-        area.legend(handles=[*handles, Patch(color=_SILENCE_COLOUR, label=SILENCE)], loc="center left",
-                    bbox_to_anchor=(1.01, 0.5), frameon=False)
+        handles = [Patch(color=c, label=n) for n, c in zip(names, colours)]
+        area.legend(handles=[*handles[-2::-1], handles[-1]], loc="center left", bbox_to_anchor=(1.01, 0.5),
+                    frameon=False)  # top to bottom as stacked, silence last
         name = Path(self.file).name if self.file else "recording"
-        smoothing = f", smoothed over {self.smooth_seconds:.3g} s" if self.smooth_seconds else ""
+        details = [f"{self.window_seconds:.3g} s windows every {self.hop_seconds:.3g} s"]
+        if self.smooth_seconds:
+            details.append(f"smoothed over {self.smooth_seconds:.3g} s")
+        if len(edges) - 1 < len(self.windows):
+            details.append(f"each column the mean over {edges[1]:.3g} s")
         band.set_title(f"{name}: emotions over time ({_format_time(self.duration_seconds, hours)}; "
-                       f"{self.window_seconds:.3g} s windows every {self.hop_seconds:.3g} s{smoothing})", loc="left")
+                       f"{', '.join(details)})", loc="left")
         path = Path(path)
         figure.savefig(path, dpi=110)
         return path
+
+
+def _tick_seconds(duration: float) -> float:
+    """Seconds between time ticks: the shortest of 1 s ... 4 h that gives at most 12 ticks."""
+    steps = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400)
+    return next((s for s in steps if duration / s <= 12), duration / 12)

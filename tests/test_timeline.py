@@ -144,6 +144,20 @@ def test_smoothing_keeps_a_steady_timeline_and_removes_a_single_odd_window():
         odd.smoothed(-1.0)
 
 
+def test_the_plot_averages_a_long_timeline_into_columns(tmp_path):
+    short = _timeline([_one_hot("calm"), None, _one_hot("fear")])
+    edges, shares = short.columns()
+    np.testing.assert_allclose(edges, short.borders())
+    assert shares.shape == (3, len(EMOTIONS) + 1) and shares[1, -1] == 1 and shares[2, EMOTIONS.index("fear")] == 0.9
+    long = _timeline([_one_hot("anger"), _one_hot("anger"), None, _one_hot("sadness")] * 300)  # 1,200 windows
+    edges, shares = long.columns(count=100)
+    assert len(edges) == 101 and edges[-1] == long.duration_seconds
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert shares[:, -1].mean() == pytest.approx(0.25, abs=0.01)  # silence: a quarter of the windows
+    assert shares[:, EMOTIONS.index("anger")].mean() == pytest.approx(0.5 * 0.9 + 0.25 * 0.1 / 7, abs=0.01)
+    assert long.plot(tmp_path / "long.png").stat().st_size > 20_000
+
+
 def test_an_all_silent_recording_gets_silence_and_a_message(predictor):
     for audio in (np.zeros(10 * RATE, np.float32), _noise(10, -90, 3)):  # digital silence, dither
         timeline = predictor.timeline(audio, RATE)
