@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the command imports JAX only once its arguments are parsed: --help answers at once
+if TYPE_CHECKING:  # the command imports JAX only once its arguments are parsed (--help and usage errors)
     import numpy as np
 
     from emojax.inference import Predictor
@@ -93,14 +94,14 @@ def predict_files(predictor: Predictor, files: Sequence[str], as_json: bool, one
     return 1 if failed else 0
 
 
-def _seconds(minimum: float, inclusive: bool):
-    """An argparse type: a number of seconds (or dB) >= ``minimum`` (> with ``inclusive`` False)."""
+def _number(minimum: float, inclusive: bool):
+    """An argparse type: a finite number >= ``minimum`` (> when not ``inclusive``)."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (value >= minimum if inclusive else value > minimum) or value != value or value == float("inf"):
+        if not math.isfinite(value) or not (value >= minimum if inclusive else value > minimum):
             raise argparse.ArgumentTypeError(f"{text} must be {'at least' if inclusive else 'more than'} {minimum:g}")
         return value
     return parse
@@ -150,13 +151,13 @@ def _parser() -> argparse.ArgumentParser:
                "  emojax timeline --workdir runs/demo podcast.mp3 --json --csv podcast.csv > podcast.json\n")
     timeline.set_defaults(parser=timeline)
     timeline.add_argument("file", metavar="FILE", help="an audio file")
-    timeline.add_argument("--hop", type=_seconds(0, False), metavar="SECONDS",
+    timeline.add_argument("--hop", type=_number(0, False), metavar="SECONDS",
                           help="seconds between the starts of consecutive windows (default: half a window, 1.25 s; "
                                "the last window always ends at the end)")
-    timeline.add_argument("--smooth", type=_seconds(0, True), default=0.0, metavar="SECONDS",
+    timeline.add_argument("--smooth", type=_number(0, True), default=0.0, metavar="SECONDS",
                           help="average each window's probabilities with those of the speech windows whose centres "
                                "are within SECONDS/2 of its own (default 0: none); e.g. 5 for steadier segments")
-    timeline.add_argument("--silence-db", type=_seconds(0, False), metavar="DB", default=silence.SILENCE_DB,
+    timeline.add_argument("--silence-db", type=_number(0, False), metavar="DB", default=silence.SILENCE_DB,
                           help=f"a frame more than DB decibels below the recording's loud level (the "
                                f"{silence.LOUD_PERCENTILE:g}th percentile of its frame levels) is not speech; a window "
                                f"with less than {silence.SPEECH_FRACTION:.0%}% speech frames is silence (default "
@@ -269,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, TrainingError) as e:  # no checkpoint, or none readable, or unusable
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:
+        return 130  # 128 + SIGINT, as a shell reports it
     except BrokenPipeError:  # stdout closed early (emojax ... | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

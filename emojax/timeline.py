@@ -10,13 +10,14 @@ from its own samples. A window that holds no speech is marked ``"silence"`` and 
 - a frame is speech when its level is within ``silence_db`` of the loud level and at least ``floor_db``;
 - a window is silence when fewer than ``speech_fraction`` of its frames are speech.
 
-The defaults were measured on 80 recordings of each of RAVDESS, CREMA-D, SAVEE and TESS, each corpus joined into
-one recording: with the 95th percentile, at least 31 % of every recording's frames lie within 40 dB of the loud
-level (acted speech spans ~35 dB, whispered calm to shouted anger), so 40 dB and 20 % keep all of them; at 35 dB a
-SAVEE recording had 17 %. Room noise lay 52-71 dB (RAVDESS, SAVEE) below the loud level, but only 10-35 dB in the
-noisier CREMA-D: in a recording whose background is that loud, pauses count as speech unless ``silence_db`` is
-lowered (e.g. 20). A recording that is speech for less than 5 % of its length has its loud level in the
-background. Digital silence (zeros, dither) is below the -70 dBFS floor, so a silent file is all ``"silence"``.
+The defaults were measured on 80 recordings of each of RAVDESS, CREMA-D, SAVEE and TESS, each corpus's recordings
+joined into one long recording: at least 31 % of every recording's frames lie within 40 dB of that loud level (one
+speaker's acted speech spans ~35 dB, from calm to shouted anger), so 40 dB and 20 % keep every recording as speech;
+with 35 dB a SAVEE recording kept only 17 %. Room noise (a recording's quietest 5 % of frames) lies a median 71 dB
+(RAVDESS), 51 dB (SAVEE) and 35 dB (TESS) below the recording's own loud level, but only 19 dB (9-33) in CREMA-D: in
+a recording whose background is that loud, pauses count as speech unless ``silence_db`` is lowered (e.g. to 20). A
+recording that is speech for less than 5 % of its length has its loud level in the background. Digital silence
+(zeros, dither) is below the -70 dBFS floor, so a silent file is all ``"silence"``.
 """
 
 from __future__ import annotations
@@ -205,6 +206,9 @@ class Timeline:
             raise ValueError(f"smoothing must be >= 0 seconds, got {seconds}")
         if seconds == 0:
             return self
+        if self.smooth_seconds:
+            raise ValueError(f"this timeline is already smoothed over {self.smooth_seconds:g} s; smooth the "
+                             "unsmoothed one (Predictor.timeline with smooth=0)")
         probs = self.probability_array()
         speech = ~np.isnan(probs[:, 0])
         centres = np.array([w.centre_seconds for w in self.windows])[speech]

@@ -201,6 +201,34 @@ def test_streaming_a_file_equals_the_timeline_in_memory(predictor, recording, tm
         predictor.timeline_file(tmp_path / "missing.wav")
 
 
+def test_a_streamed_file_is_read_as_load_audio_reads_it(predictor, tmp_path):
+    """Odd formats give the timeline of their ``load_audio``; files it refuses are refused with its reason."""
+    clip = next(synthetic.generate("test")).audio.astype(np.float32) / 32768
+    audio = np.tile(clip, 3)
+    for name, rate, channels, subtype in (("eight_channels_96k.wav", 96_000, 8, "PCM_16"), ("u8_11k.wav", 11_025, 1,
+                                          "PCM_U8"), ("stereo.ogg", 48_000, 2, "VORBIS"), ("mono.mp3", 22_050, 1,
+                                                                                            "MPEG_LAYER_III")):
+        n = int(len(audio) * rate / RATE)
+        y = np.interp(np.linspace(0, len(audio) - 1, n), np.arange(len(audio)), audio)
+        soundfile.write(tmp_path / name, np.stack([y * (1 - 0.1 * c) for c in range(channels)], 1), rate,
+                        subtype=subtype)
+        streamed = predictor.timeline_file(tmp_path / name)
+        in_memory = predictor.timeline(*features.load_audio(tmp_path / name, RATE))
+        assert streamed.duration_seconds == pytest.approx(in_memory.duration_seconds)
+        np.testing.assert_allclose(streamed.probability_array(), in_memory.probability_array(), atol=1e-6)
+    soundfile.write(tmp_path / "speech.wav", audio, RATE, subtype="PCM_16")
+    whole = (tmp_path / "speech.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(whole[: len(whole) // 3])
+    (tmp_path / "empty.flac").write_bytes(b"")
+    soundfile.write(tmp_path / "nan.wav", np.full(8000, np.nan, np.float32), RATE, subtype="FLOAT")
+    for name in ("truncated.wav", "empty.flac", "nan.wav"):
+        with pytest.raises(features.AudioFileError) as expected:
+            features.load_audio(tmp_path / name, RATE)
+        with pytest.raises(features.AudioFileError) as got:
+            predictor.timeline_file(tmp_path / name)
+        assert str(got.value).split(" (")[0] == str(expected.value).split(" (")[0], name
+
+
 def test_csv_json_and_png(predictor, recording, tmp_path):
     audio, _ = recording
     timeline = predictor.timeline(audio, RATE, smooth=4.0, file="speech.wav")
