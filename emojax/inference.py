@@ -16,9 +16,10 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
 
 The whole-file prediction is the mean of the window probabilities. ``Predictor.timeline`` gives the same windows
 (any hop) as an ``emojax.timeline.Timeline``, with the windows that hold no speech marked silence and left
-unclassified; ``Predictor.timeline_file`` computes it streaming the file, in bounded memory however long it is. A model trained with speaker normalisation
-(``config.speaker_normalization``) first normalises each MFCC by its speaker's statistics, which the caller computes
-from several of that speaker's recordings (``Predictor.speaker_statistics``) and passes to ``predict``.
+unclassified; ``Predictor.timeline_file`` computes it streaming the file, in bounded memory however long it is.
+A model trained with speaker normalisation (``config.speaker_normalization``) first normalises each MFCC by its
+speaker's statistics, which the caller computes from several of that speaker's recordings
+(``Predictor.speaker_statistics``) and passes to ``predict``.
 
     predictor = Predictor.from_workdir("runs/demo")  # or Predictor.from_workdirs([...]): an ensemble
     result = predictor.predict_file("clip.flac")
