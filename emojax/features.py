@@ -131,8 +131,8 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
     Each clip (int16/int32 PCM or float in [-1, 1], shape ``(samples,)``) is resampled from ``sample_rate`` to
     ``MFCC_SAMPLE_RATE`` as ``scipy.signal.resample_poly`` does (the same filter, as jitted block matrix products,
     float32: ``_resample_plan``; on the host with scipy for rate pairs whose matrices would be too large). Clips are
-    grouped into length buckets (frame counts 32 · 2^(k/4)), zero-padded and run in jitted batches of 32;
-    ``top_db`` is taken over each clip's own frames.
+    grouped into length buckets (frame counts 32 · 2^(k/4)), zero-padded and run in jitted batches of up to 32 (a
+    power of two: a single clip is not padded to 32); ``top_db`` is taken over each clip's own frames.
 
     Returns:
       one float32 ``(40, frames)`` array per clip, ``frames = 1 + n44 // 512`` with ``n44 = ceil(samples * 44100 /
@@ -167,9 +167,10 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
     def run(job: tuple[int, list[int]]) -> list[np.ndarray]:
         frames, chunk = job
         n_out = frames * hop - 1  # the longest resampled signal with 1 + n_out // hop == frames
-        batch = np.zeros((_CLIP_BATCH, n_out * down // up), np.float32)  # the longest input that fits n_out
-        lengths44 = np.zeros(_CLIP_BATCH, np.int32)
-        valid = np.ones(_CLIP_BATCH, np.int32)
+        rows = min(_CLIP_BATCH, 1 << (len(chunk) - 1).bit_length())  # few compiled shapes, little padding
+        batch = np.zeros((rows, n_out * down // up), np.float32)  # the longest input that fits n_out
+        lengths44 = np.zeros(rows, np.int32)
+        valid = np.ones(rows, np.int32)
         for row, i in enumerate(chunk):
             batch[row, : len(signals[i])] = signals[i]
             lengths44[row], valid[row] = n44[i], n_frames[i]
