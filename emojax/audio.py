@@ -139,15 +139,71 @@ def to_int16(y: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(y) * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
 
 
-def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Reads an audio file as float32 mono samples in [-1, 1], streaming: memory is O(output) however long it is.
+class AudioStream:
+    """An audio file's samples as float32 mono blocks in [-1, 1], decoded anew at each iteration, streaming: a few MB
+    of blocks are held at a time however long the file is.
 
     Any container libsndfile reads works, whatever the file's extension says (e.g. AIFF data named ``.wav``);
     integer PCM is scaled to [-1, 1), channels are averaged (``to_mono``), and with ``sample_rate`` the signal is
-    resampled as ``scipy.signal.resample_poly`` does on the whole signal (``resample``; then clipped to [-1, 1]).
-    The file is decoded ``_READ_SAMPLES`` samples at a time and each block is mixed down and resampled before the
-    next is read (``_resample_blocks``), so only the output and a few MB of blocks are held: 38 MB for 10 minutes
-    at 16 kHz, whatever the file's rate and channel count.
+    resampled as ``scipy.signal.resample_poly`` does on the whole signal (``resample``; then clipped to [-1, 1]). The
+    file is decoded ``_READ_SAMPLES`` samples at a time and each block is mixed down and resampled before the next is
+    read (``_resample_blocks``).
+
+    Attributes:
+      path: the file.
+      sample_rate: the blocks' rate in Hz (the file's when none was asked for).
+      seconds: the recording's length as its header gives it.
+
+    Raises (on opening):
+      FileNotFoundError: ``path`` does not exist (``.filename`` is the path).
+      AudioFileError: a ``ValueError`` naming the file when it is not audio or has a sample rate outside
+        ``_FILE_RATES``. Iterating raises it for a file that turns out empty, truncated, damaged or to hold NaN or
+        infinite samples.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "audio file not found", str(self.path))
+        if sample_rate is not None:
+            _check_rate("sample_rate", sample_rate)
+        with self._open() as f:
+            self._file_rate, self.seconds = f.samplerate, f.frames / f.samplerate
+        if not _FILE_RATES[0] <= self._file_rate <= _FILE_RATES[1]:
+            raise AudioFileError(f"{self.path}: its header gives a sample rate of {self._file_rate} Hz, outside the "
+                                 f"{_FILE_RATES[0]}-{_FILE_RATES[1]} Hz emojax reads; the file is damaged or not "
+                                 f"audio (resample real recordings to {SAMPLE_RATE} Hz first)")
+        self.sample_rate = self._file_rate if sample_rate is None else int(sample_rate)
+
+    def _open(self) -> soundfile.SoundFile:
+        try:
+            return soundfile.SoundFile(self.path)
+        except soundfile.LibsndfileError as e:
+            raise AudioFileError(f"{self.path}: not a readable audio file ({e.error_string})") from e
+        except TypeError as e:  # soundfile's "samplerate must be specified": a .raw name, read as headerless samples
+            raise AudioFileError(f"{self.path}: headerless raw audio ({e}); convert it to WAV or FLAC first") from e
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with self._open() as f:
+            buffer = np.empty((max(1, _READ_SAMPLES // f.channels), f.channels), np.float32)
+            try:
+                for y in _resample_blocks(_mono_blocks(f, buffer, self.path),
+                                          *_rate_ratio(self.sample_rate, self._file_rate)):
+                    yield np.clip(y, -1.0, 1.0, out=y)
+            except soundfile.LibsndfileError as e:
+                raise AudioFileError(f"{self.path}: not a readable audio file ({e.error_string})") from e
+            frames_read, expected, log = f.tell(), f.frames, f.extra_info
+        if frames_read == 0:
+            raise AudioFileError(f"{self.path}: the file contains no audio samples")
+        short = [(int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log) if int(a) not in (0, 0xFFFFFFFF)]
+        if frames_read < expected or any(have < announced for announced, have in short):
+            raise AudioFileError(f"{self.path}: truncated file, its header announces more audio than the file holds "
+                                 f"({frames_read} frames readable); re-download or re-export it")
+
+
+def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Reads an audio file whole as float32 mono samples in [-1, 1] (``AudioStream``'s blocks joined): memory is
+    O(output) however long it is, 38 MB for 10 minutes at 16 kHz, whatever the file's rate and channel count.
 
     Args:
       path: the audio file.
@@ -157,40 +213,12 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
       ``(y, sr)``: ``y`` float32 of shape ``(samples,)`` with at least one sample, ``sr`` its rate in Hz.
 
     Raises:
-      FileNotFoundError: ``path`` does not exist (``.filename`` is the path).
-      AudioFileError: a ``ValueError`` naming the file when it is empty, truncated, not audio, has a sample rate
-        outside ``_FILE_RATES`` or holds NaN or infinite samples.
+      FileNotFoundError, AudioFileError: as ``AudioStream`` (empty, truncated, not audio, a sample rate outside
+        ``_FILE_RATES``, NaN or infinite samples).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(errno.ENOENT, "audio file not found", str(path))
-    if sample_rate is not None:
-        _check_rate("sample_rate", sample_rate)
-    try:
-        with soundfile.SoundFile(path) as f:
-            sr, channels, expected = f.samplerate, f.channels, f.frames
-            if not _FILE_RATES[0] <= sr <= _FILE_RATES[1]:
-                raise AudioFileError(f"{path}: its header gives a sample rate of {sr} Hz, outside the "
-                                     f"{_FILE_RATES[0]}-{_FILE_RATES[1]} Hz emojax reads; the file is damaged or not "
-                                     f"audio (resample real recordings to {SAMPLE_RATE} Hz first)")
-            out_rate = sr if sample_rate is None else int(sample_rate)
-            out: list[np.ndarray] = []
-            buffer = np.empty((max(1, _READ_SAMPLES // channels), channels), np.float32)
-            for y in _resample_blocks(_mono_blocks(f, buffer, path), *_rate_ratio(out_rate, sr)):
-                out.append(np.clip(y, -1.0, 1.0, out=y))
-            frames_read = f.tell()
-            log = f.extra_info
-    except soundfile.LibsndfileError as e:
-        raise AudioFileError(f"{path}: not a readable audio file ({e.error_string})") from e
-    except TypeError as e:  # soundfile's "samplerate must be specified": a .raw name, read as headerless samples
-        raise AudioFileError(f"{path}: headerless raw audio ({e}); convert it to WAV or FLAC first") from e
-    if frames_read == 0:
-        raise AudioFileError(f"{path}: the file contains no audio samples")
-    short = [(int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log) if int(a) not in (0, 0xFFFFFFFF)]
-    if frames_read < expected or any(have < announced for announced, have in short):
-        raise AudioFileError(f"{path}: truncated file, its header announces more audio than the file holds "
-                             f"({frames_read} frames readable); re-download or re-export it")
-    return (out[0] if len(out) == 1 else np.concatenate(out)), out_rate
+    stream = AudioStream(path, sample_rate)
+    out = list(stream)
+    return (out[0] if len(out) == 1 else np.concatenate(out)), stream.sample_rate
 
 
 def _mono_blocks(f: soundfile.SoundFile, buffer: np.ndarray, path: Path) -> Iterator[np.ndarray]:

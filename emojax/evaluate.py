@@ -27,11 +27,12 @@ class Member(NamedTuple):
     speaker_normalization: str
 
     @classmethod
-    def restored(cls, config: ml_collections.ConfigDict, state: Any, normalization: input_pipeline.Normalization,
-                 mesh: Any, batch_size: int) -> Member:
-        """The member of a restored run (``checkpoints.restore``), classifying ``batch_size`` windows at a time."""
+    def create(cls, config: ml_collections.ConfigDict, variables: dict, normalization: input_pipeline.Normalization,
+               mesh: Any, batch_size: int) -> Member:
+        """The member of a model trained with ``config`` (``variables``: its {"params", "batch_stats"}), classifying
+        ``batch_size`` windows at a time."""
         classifier = Classifier(models.create_model(config), mesh, batch_size)
-        return cls(classifier, classifier.place(model_variables(state)), normalization, config.speaker_normalization)
+        return cls(classifier, classifier.place(variables), normalization, config.speaker_normalization)
 
 
 def ensemble_probabilities(members: Sequence[Member], windows: Callable[[str], input_pipeline.Inputs]) -> np.ndarray:
@@ -102,7 +103,8 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     needed = {"train": splits["train"], split: corpus}  # the speaker statistics' source and the evaluated split
     mesh = make_mesh()
     probs = ensemble_probabilities(
-        [Member.restored(c, state, normalization, mesh, c.eval_batch_size) for c, state, normalization, _ in members],
+        [Member.create(c, model_variables(state), normalization, mesh, c.eval_batch_size)
+         for c, state, normalization, _ in members],
         lambda kind: input_pipeline.evaluation_windows(input_pipeline.speaker_normalize(needed, kind)[split], config))
     classes = input_pipeline.held_out_classes(config) if split == "test" else None
     result = {**split_metrics(probs, corpus.label.astype(np.int32), corpus.corpus, classes), "split": split}

@@ -30,22 +30,19 @@ speaker's statistics, which the caller computes from several of that speaker's r
 from __future__ import annotations
 
 import dataclasses
-import errno
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 import numpy as np
-import soundfile
 from tqdm import tqdm
 
-from emojax import checkpoints, features, input_pipeline
-from emojax.audio import (_FILE_RATES, _READ_SAMPLES, _SHORT_CHUNK, _mono_blocks, _rate_ratio, _resample_blocks,
-                          resample, to_mono)
+from emojax import checkpoints, features, input_pipeline, pretrained
+from emojax.audio import AudioStream, resample, to_mono
 from emojax.evaluate import Member, ensemble_probabilities
 from emojax.labels import EMOTIONS
-from emojax.state import make_mesh
+from emojax.state import make_mesh, model_variables
 from emojax.steps import Classifier
 from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
                              window_starts)
@@ -85,50 +82,6 @@ class Prediction:
 def _mono_16k(y: np.ndarray, sample_rate: int) -> np.ndarray:
     """Audio (samples,) or (samples, channels), int PCM or float, any rate -> (samples,) float32 at 16 kHz."""
     return resample(to_mono(np.asarray(y)), int(sample_rate), features.SAMPLE_RATE)
-
-
-class _AudioStream:
-    """A file's samples as float32 mono 16 kHz blocks in [-1, 1], decoded anew at each iteration, as
-    ``features.load_audio`` decodes them (the same blocks, mixing and resampling; ``seconds`` is the header's
-    length). Opening raises ``FileNotFoundError`` or ``features.AudioFileError`` as ``load_audio`` does; iterating
-    raises ``AudioFileError`` for a file that turns out damaged, truncated or empty."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(errno.ENOENT, "audio file not found", str(self.path))
-        with self._open() as f:
-            self.seconds = f.frames / f.samplerate
-            if not _FILE_RATES[0] <= f.samplerate <= _FILE_RATES[1]:
-                raise features.AudioFileError(
-                    f"{self.path}: its header gives a sample rate of {f.samplerate} Hz, outside the "
-                    f"{_FILE_RATES[0]}-{_FILE_RATES[1]} Hz emojax reads; the file is damaged or not audio")
-
-    def _open(self) -> soundfile.SoundFile:
-        try:
-            return soundfile.SoundFile(self.path)
-        except soundfile.LibsndfileError as e:
-            raise features.AudioFileError(f"{self.path}: not a readable audio file ({e.error_string})") from e
-        except TypeError as e:  # soundfile's "samplerate must be specified": a .raw name
-            raise features.AudioFileError(f"{self.path}: headerless raw audio ({e}); convert it to WAV or FLAC "
-                                          "first") from e
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        with self._open() as f:
-            buffer = np.empty((max(1, _READ_SAMPLES // f.channels), f.channels), np.float32)
-            try:
-                for y in _resample_blocks(_mono_blocks(f, buffer, self.path),
-                                          *_rate_ratio(features.SAMPLE_RATE, f.samplerate)):
-                    yield np.clip(y, -1.0, 1.0, out=y)
-            except soundfile.LibsndfileError as e:
-                raise features.AudioFileError(f"{self.path}: not a readable audio file ({e.error_string})") from e
-            frames_read, expected, log = f.tell(), f.frames, f.extra_info
-        if frames_read == 0:
-            raise features.AudioFileError(f"{self.path}: the file contains no audio samples")
-        short = [(int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log) if int(a) not in (0, 0xFFFFFFFF)]
-        if frames_read < expected or any(have < announced for announced, have in short):
-            raise features.AudioFileError(f"{self.path}: truncated file, its header announces more audio than the "
-                                          f"file holds ({frames_read} frames readable); re-download or re-export it")
 
 
 def _cut_windows(blocks: Iterable[np.ndarray], starts: Iterable[int], size: int) -> Iterator[np.ndarray]:
@@ -171,12 +124,12 @@ class Predictor:
     reads); a window's probabilities are the mean of the members'.
     """
 
-    def __init__(self, members: Sequence[tuple[ml_collections.ConfigDict, Any, input_pipeline.Normalization]]):
-        """``members``: (config, state, normalization) of each model, as ``checkpoints.restore`` gives them."""
+    def __init__(self, members: Sequence[tuple[ml_collections.ConfigDict, dict, input_pipeline.Normalization]]):
+        """``members``: (config, variables {"params", "batch_stats"}, normalization) of each model."""
         mesh = make_mesh()
         self.config = members[0][0]
-        self._members = [Member.restored(config, state, normalization, mesh, CHUNK_WINDOWS)
-                         for config, state, normalization in members]
+        self._members = [Member.create(config, variables, normalization, mesh, CHUNK_WINDOWS)
+                         for config, variables, normalization in members]
         # A clip's K evaluation windows are classified in batches of K: padding them to CHUNK_WINDOWS cost 20x.
         clip_batch = len(input_pipeline.evaluation_offsets(self.config))
         self._clip_members = [m._replace(classifier=Classifier(m.classifier.model, mesh, clip_batch))
@@ -191,8 +144,14 @@ class Predictor:
     @classmethod
     def from_workdirs(cls, workdirs: Sequence[str | Path], which: str = "best") -> Predictor:
         """An ensemble of the ``which`` checkpoints of several workdirs (``checkpoints.restore_ensemble``)."""
-        return cls([(config, state, normalization)
+        return cls([(config, model_variables(state), normalization)
                     for config, state, normalization, _ in checkpoints.restore_ensemble(workdirs, which)])
+
+    @classmethod
+    def pretrained(cls) -> Predictor:
+        """The model shipped with emojax (``emojax.pretrained``; MODEL_CARD.md): trained on all four corpora, it needs
+        nothing but the recording, and its prediction does not depend on the recording's level."""
+        return cls([pretrained.load()])
 
     @property
     def speaker_normalization(self) -> str:
@@ -351,7 +310,7 @@ class Predictor:
         Raises ``FileNotFoundError`` or ``features.AudioFileError`` naming the file when it cannot be read.
         """
         step = self._timeline_step(hop, smooth, speaker)
-        stream = _AudioStream(path)
+        stream = AudioStream(path, features.SAMPLE_RATE)
         show = progress and stream.seconds > PROGRESS_SECONDS
         with tqdm(total=round(stream.seconds, 1), unit="s", desc="levels", disable=None if show else True,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
