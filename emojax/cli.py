@@ -1,5 +1,6 @@
 """The ``emojax`` command: emotions of recordings (``emojax predict``) and of a long recording over time
-(``emojax timeline``), with a trained model; ``emojax --help`` and ``emojax COMMAND --help`` explain every flag.
+(``emojax timeline``), with a trained model, and a local web page that shows them live from the microphone
+(``emojax serve``, ``emojax.serve``); ``emojax --help`` and ``emojax COMMAND --help`` explain every flag.
 
 Each file that cannot be read gets one line ``error: FILE: reason`` on stderr and the other files are still
 processed; the exit status is 0 when every file was processed, 1 when one failed (or an output could not be
@@ -32,6 +33,7 @@ examples:
   emojax predict --workdir runs/demo a.wav b.mp3          one line per file: FILE<TAB>emotion<TAB>probability
   emojax predict --workdir runs/a --workdir runs/b --json a.wav    an ensemble; all 8 probabilities as JSON
   emojax timeline --workdir runs/demo interview.flac --smooth 5 --csv interview.csv --plot interview.png
+  emojax serve                                            the live page at http://127.0.0.1:8000/
 """
 
 
@@ -170,6 +172,33 @@ def _parser() -> argparse.ArgumentParser:
                           help="print JSON instead of the table: file, duration, hop, windows and segments")
     timeline.add_argument("--plot", metavar="OUT.png",
                           help="write a PNG of the 8 probabilities over time, the segments above them")
+    serve = commands.add_parser(
+        "serve", parents=[common], conflict_handler="resolve", formatter_class=formatter,
+        help="a local web page: the emotion of your voice live, and the timeline of a recording",
+        description="Starts a web page on this machine: 'Listen' streams the microphone to the model and shows the "
+                    "current emotion and the last minute of the 8 probabilities (2.5 s windows every 0.5 s); a "
+                    "recording dropped on the page gets the timeline 'emojax timeline' gives, with its segments, "
+                    "CSV and JSON. Needs the serve extra: pip install \"emojax[serve]\". Everything the page "
+                    "uses is served from the installed packages: it works offline.",
+        epilog="examples:\n"
+               "  emojax serve                                    the shipped model on http://127.0.0.1:8000/\n"
+               "  emojax serve --workdir runs/a --workdir runs/b  an ensemble of two runs\n"
+               "  emojax serve --host 0.0.0.0 --port 8080         reachable from other machines (no "
+               "authentication:\n                                                  trusted networks only)\n")
+    serve.set_defaults(parser=serve)
+    serve.add_argument("--workdir", action="append", metavar="DIR",
+                       help="a train.py workdir whose best checkpoint predicts; repeat it for an ensemble (default: "
+                            "the model shipped with emojax)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1: this machine only; browsers allow the "
+                            "microphone only on localhost or HTTPS)")
+    serve.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0: any free port)")
+    serve.add_argument("--max-upload-mb", type=_number(0, False), default=200, metavar="MB",
+                       help="larger uploaded files are refused (default 200)")
+    serve.add_argument("--max-minutes", type=_number(0, False), default=60, metavar="MINUTES",
+                       help="longer uploaded recordings are refused (default 60)")
+    serve.add_argument("--max-clients", type=int, default=8, metavar="N",
+                       help="listening clients served at once; more are asked to try later (default 8)")
     return parser
 
 
@@ -252,6 +281,37 @@ def _timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """``emojax serve``: serves the page until Ctrl-C; returns the exit status."""
+    try:
+        from emojax import serve
+    except ModuleNotFoundError as e:
+        if e.name not in ("starlette", "uvicorn", "plotly"):
+            raise
+        print(f'error: emojax serve needs the serve extra ({e.name} is missing): pip install "emojax[serve]"',
+              file=sys.stderr, flush=True)
+        return 1
+    if not 0 <= args.port <= 65535 or args.max_clients < 1:
+        args.parser.error("--port must be 0-65535 and --max-clients at least 1")
+    try:
+        sock = serve.listening_socket(args.host, args.port)
+    except OSError as e:
+        print(f"error: cannot listen on {args.host} port {args.port}: {e.strerror or e}", file=sys.stderr, flush=True)
+        return 1
+    from emojax.inference import Predictor
+
+    with sock:
+        try:
+            predictor = Predictor.from_workdirs(args.workdir) if args.workdir else Predictor.pretrained()
+            app = serve.create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                                   max_seconds=args.max_minutes * 60, max_clients=args.max_clients)
+        except ValueError as e:  # a damaged shipped model, or one trained with speaker normalisation
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return 1
+        serve.serve(app, sock)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``emojax ARGS`` (``sys.argv[1:]`` by default); returns the exit status."""
     parser = _parser()
@@ -266,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "predict":
             return predict_files(_predictor(args), args.files, args.json)
+        if args.command == "serve":
+            return _serve(args)
         return _timeline(args)
     except (FileNotFoundError, TrainingError) as e:  # no checkpoint, or none readable, or unusable
         print(f"error: {e}", file=sys.stderr, flush=True)
