@@ -1,0 +1,159 @@
+"""The page in a real browser: ``emojax serve`` as a process, Debian's Chromium headless, driven by Selenium through
+Debian's chromedriver, the microphone a fake device playing a generated recording (synthetic clips of two emotions
+with a pause between them). Skipped, saying why, where Chromium or its driver is not installed.
+
+Set ``EMOJAX_SCREENSHOTS=docs`` to write the screenshots into ``docs/`` (``listen.png``, ``file.png``); otherwise
+they go to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from emojax import inference
+from emojax.timeline import SILENCE
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's Chromium and its driver: apt-get install chromium chromium-driver")
+webdriver = pytest.importorskip("selenium.webdriver", reason='needs Selenium: pip install -e ".[test]"')
+
+from test_serve import RATE, speech_recording  # noqa: E402
+
+HOP = 0.5  # the live windows' hop (emojax.stream.HOP_SECONDS)
+
+
+def chromium(fake_microphone: Path, width: int = 1200, height: int = 1000) -> webdriver.Chrome:
+    """Headless Chromium whose microphone plays ``fake_microphone`` (a 16-bit WAV, once) and grants itself."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio",
+                     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={fake_microphone}%noloop", "--force-device-scale-factor=1",
+                     f"--window-size={width},{height}", "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
+
+
+def wait_for(driver: webdriver.Chrome, script: str, timeout: float) -> object:
+    """The first truthy value of the JavaScript expression ``script`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := driver.execute_script(f"return {script}")):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the page did not get to `{script}` within {timeout:g} s")
+        time.sleep(0.1)
+    return value
+
+
+def listen(driver: webdriver.Chrome, url: str, seconds: float, screenshot: Path | None = None) -> dict:
+    """Opens the page, presses Listen, waits until the windows reach ``seconds`` of audio (then takes the
+    ``screenshot``), presses Stop and returns the page's ``emojaxLive``: ``shown`` ({start_seconds, emotion} of each
+    window) and the browser's and the server's latencies (ms)."""
+    driver.get(url)
+    wait_for(driver, "window.Plotly && document.getElementById('live-note').textContent", 30)
+    driver.find_element("id", "listen").click()
+    wait_for(driver, f"(emojaxLive.windows.at(-1)?.end_seconds ?? 0) >= {seconds}", seconds + 30)
+    if screenshot:
+        driver.save_screenshot(str(screenshot))
+    driver.find_element("id", "listen").click()
+    wait_for(driver, "document.getElementById('listen-status').textContent.startsWith('Stopped')", 15)
+    return driver.execute_script("return {shown: emojaxLive.shown, latencies: emojaxLive.latencies, "
+                                 "server: emojaxLive.serverLatencies}")
+
+
+def agreement(shown: list[dict], offline: list) -> tuple[float, int]:
+    """The best fraction, over shifts of 0-2 hops, of the stream's windows whose emotion is that of the offline
+    window starting that much later, over the windows where both hold speech; and the shift. The stream's first
+    sample is a little into the recording: the fake microphone starts playing when the page opens it, before the
+    page is connected."""
+    starts = {round(w.start_seconds / HOP): w for w in offline}
+    best = (0.0, 0)
+    for shift in range(3):
+        pairs = [(w["emotion"], starts[round(w["start_seconds"] / HOP) + shift].emotion) for w in shown
+                 if w["start_seconds"] % HOP == 0 and round(w["start_seconds"] / HOP) + shift in starts]
+        pairs = [(a, b) for a, b in pairs if SILENCE not in (a, b)]
+        if pairs:
+            best = max(best, (float(np.mean([a == b for a, b in pairs])), shift))
+    return best
+
+
+@pytest.fixture(scope="module")
+def server(trained_workdir, compilation_cache):
+    """``emojax serve --workdir ... --port 0`` as a process: its URL; stopped with Ctrl-C (SIGINT), after which it
+    must exit with status 130 (128 + SIGINT, as the emojax command does) and print nothing more."""
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": compilation_cache, "JAX_PLATFORMS": "cpu"}
+    process = subprocess.Popen([sys.executable, "-m", "emojax.cli", "serve", "--workdir", str(trained_workdir),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader.start()
+    output, deadline = [], time.monotonic() + 120
+    while not (found := re.search(r"open (http://\S+)", output[-1] if output else "")):
+        try:
+            output.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)))
+        except queue.Empty:
+            process.kill()
+            pytest.fail(f"emojax serve did not print its URL:\n{''.join(output)}")
+    yield found.group(1)
+    process.send_signal(signal.SIGINT)
+    status = process.wait(30)
+    reader.join(5)
+    output += list(lines.queue)
+    assert status == 130 and len(output) == 1, "".join(output)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = os.environ.get("EMOJAX_SCREENSHOTS")
+    return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+
+
+def test_listen_and_a_recording_in_chromium(server, trained_workdir, screenshots, tmp_path):
+    audio = speech_recording(("anger", "sadness"), clips=2, gap_seconds=2.5)[:-int(2.5 * RATE)]  # ends in speech
+    wav = tmp_path / "anger then sadness.wav"
+    soundfile.write(wav, audio, RATE, subtype="PCM_16")
+    predictor = inference.Predictor.from_workdir(trained_workdir)
+    offline = predictor.timeline(audio, RATE, hop=HOP).windows
+    driver = chromium(wav)
+    try:
+        live = listen(driver, server, len(audio) / RATE - 0.3, screenshots / "listen.png")
+        # The shown emotions: those of the offline timeline of the same audio (the synthetic voices' emotions that
+        # the demo model confuses aside), silence in the pause, and a prompt page.
+        fraction, shift = agreement(live["shown"], offline)
+        assert fraction >= 0.8, (fraction, live["shown"])
+        assert any(w["emotion"] == SILENCE for w in live["shown"][:len(offline)])
+        assert np.median(live["latencies"]) < 1000, live["latencies"]
+
+        driver.find_element("id", "tab-file").click()
+        driver.find_element("id", "file-input").send_keys(str(wav))
+        wait_for(driver, "window.emojaxFile && emojaxFile.done", 60)
+        assert driver.find_element("id", "file-status").text == ""
+        rows = [[cell.text for cell in row.find_elements("tag name", "td")]
+                for row in driver.find_elements("css selector", "#segments tbody tr")]
+        segments = predictor.timeline_file(wav).segments
+        assert [row[2] for row in rows] == [s.emotion for s in segments]
+        assert [row[3] for row in rows] == [f"{s.probability:.2f}" if s.probability else "–" for s in segments]
+        assert rows[-1][1] == f"0:{int(len(audio) / RATE):02d}"
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1200, max(1000, height + 40))
+        driver.save_screenshot(str(screenshots / "file.png"))
+
+        driver.set_window_size(390, 844)  # a phone: nothing wider than the screen, once the charts have resized
+        wait_for(driver, "document.documentElement.scrollWidth <= 390", 5)
+        driver.find_element("id", "tab-listen").click()
+        wait_for(driver, "document.documentElement.scrollWidth <= 390", 5)
+    finally:
+        driver.quit()
