@@ -9,7 +9,6 @@ they go to the test's temporary folder.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -58,16 +57,24 @@ def wait_for(driver: webdriver.Chrome, script: str, timeout: float) -> object:
     return value
 
 
-def listen(driver: webdriver.Chrome, url: str, seconds: float, screenshot: Path | None = None) -> dict:
+def save_page(driver: webdriver.Chrome, path: Path, width: int = 1200) -> None:
+    """Saves a PNG of the whole page at ``width`` pixels: the window resized to the page's height."""
+    driver.set_window_size(width, 600)
+    chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
+    driver.set_window_size(width, driver.execute_script("return document.documentElement.scrollHeight") + chrome)
+    driver.save_screenshot(str(path))
+
+
+def listen(driver: webdriver.Chrome, url: str, seconds: float, picture: Path | None = None) -> dict:
     """Opens the page, presses Listen, waits until the windows reach ``seconds`` of audio (then takes the
-    ``screenshot``), presses Stop and returns the page's ``emojaxLive``: ``shown`` ({start_seconds, emotion} of each
+    screenshot ``picture``), presses Stop and returns the page's ``emojaxLive``: ``shown`` ({start_seconds, emotion} of each
     window) and the browser's and the server's latencies (ms)."""
     driver.get(url)
     wait_for(driver, "window.Plotly && document.getElementById('live-note').textContent", 30)
     driver.find_element("id", "listen").click()
     wait_for(driver, f"(emojaxLive.windows.at(-1)?.end_seconds ?? 0) >= {seconds}", seconds + 30)
-    if screenshot:
-        driver.save_screenshot(str(screenshot))
+    if picture:
+        save_page(driver, picture)
     driver.find_element("id", "listen").click()
     wait_for(driver, "document.getElementById('listen-status').textContent.startsWith('Stopped')", 15)
     return driver.execute_script("return {shown: emojaxLive.shown, latencies: emojaxLive.latencies, "
@@ -90,28 +97,40 @@ def agreement(shown: list[dict], offline: list) -> tuple[float, int]:
     return best
 
 
+def emojax_serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, list[str]]:
+    """Starts ``emojax serve --port 0 ARGS`` as a process; returns it, the page's URL and the lines it printed (the
+    list grows as it prints more, until it ends)."""
+    process = subprocess.Popen([sys.executable, "-m", "emojax.cli", "serve", "--port", "0", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    output: list[str] = []
+    printed = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            output.append(line)
+            printed.set()
+        printed.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not (found := re.search(r"open (http://\S+)", "".join(output))):
+        if process.poll() is not None or not printed.wait(max(deadline - time.monotonic(), 0)):
+            process.kill()
+            raise RuntimeError(f"emojax serve did not print its URL:\n{''.join(output)}")
+        printed.clear()
+    return process, found.group(1), output
+
+
 @pytest.fixture(scope="module")
 def server(trained_workdir, compilation_cache):
-    """``emojax serve --workdir ... --port 0`` as a process: its URL; stopped with Ctrl-C (SIGINT), after which it
-    must exit with status 130 (128 + SIGINT, as the emojax command does) and print nothing more."""
+    """``emojax serve --workdir ...`` as a process: its URL; stopped with Ctrl-C (SIGINT), after which it must exit
+    with status 130 (128 + SIGINT, as the emojax command does) and print nothing more."""
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": compilation_cache, "JAX_PLATFORMS": "cpu"}
-    process = subprocess.Popen([sys.executable, "-m", "emojax.cli", "serve", "--workdir", str(trained_workdir),
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
-    reader.start()
-    output, deadline = [], time.monotonic() + 120
-    while not (found := re.search(r"open (http://\S+)", output[-1] if output else "")):
-        try:
-            output.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)))
-        except queue.Empty:
-            process.kill()
-            pytest.fail(f"emojax serve did not print its URL:\n{''.join(output)}")
-    yield found.group(1)
+    process, url, output = emojax_serve("--workdir", str(trained_workdir), env=env)
+    yield url
     process.send_signal(signal.SIGINT)
     status = process.wait(30)
-    reader.join(5)
-    output += list(lines.queue)
+    time.sleep(0.2)  # the reader's last lines
     assert status == 130 and len(output) == 1, "".join(output)
 
 
@@ -147,9 +166,7 @@ def test_listen_and_a_recording_in_chromium(server, trained_workdir, screenshots
         assert [row[2] for row in rows] == [s.emotion for s in segments]
         assert [row[3] for row in rows] == [f"{s.probability:.2f}" if s.probability else "–" for s in segments]
         assert rows[-1][1] == f"0:{int(len(audio) / RATE):02d}"
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1200, max(1000, height + 40))
-        driver.save_screenshot(str(screenshots / "file.png"))
+        save_page(driver, screenshots / "file.png")
 
         driver.set_window_size(390, 844)  # a phone: nothing wider than the screen, once the charts have resized
         wait_for(driver, "document.documentElement.scrollWidth <= 390", 5)
