@@ -67,7 +67,8 @@ class WindowCutter:
                  speech_fraction: float = SPEECH_FRACTION):
         if size < 1 or hop < 1:
             raise ValueError(f"the window ({size} samples) and hop ({hop} samples) must be at least one sample")
-        silent_windows(np.zeros(1, np.float32), np.zeros(1, int), size, silence_db, floor_db, speech_fraction)
+        silent_windows(np.zeros(1, np.float32), np.zeros(1, int), size, silence_db, floor_db,
+                       speech_fraction)  # raises ValueError for thresholds it does not take
         self.size, self.hop = size, hop
         self._silence = (silence_db, floor_db, speech_fraction)
         self._buffer = np.zeros(0, np.float32)  # samples [self._offset, self.samples)
