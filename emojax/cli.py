@@ -173,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument("--plot", metavar="OUT.png",
                           help="write a PNG of the 8 probabilities over time, the segments above them")
     serve = commands.add_parser(
-        "serve", parents=[common], conflict_handler="resolve", formatter_class=formatter,
+        "serve", parents=[common], formatter_class=formatter,
         help="a local web page: the emotion of your voice live, and the timeline of a recording",
         description="Starts a web page on this machine: 'Listen' streams the microphone to the model and shows the "
                     "current emotion and the last minute of the 8 probabilities (2.5 s windows every 0.5 s); a "
@@ -186,9 +186,6 @@ def _parser() -> argparse.ArgumentParser:
                "  emojax serve --host 0.0.0.0 --port 8080         reachable from other machines (no "
                "authentication:\n                                                  trusted networks only)\n")
     serve.set_defaults(parser=serve)
-    serve.add_argument("--workdir", action="append", metavar="DIR",
-                       help="a train.py workdir whose best checkpoint predicts; repeat it for an ensemble (default: "
-                            "the model shipped with emojax)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default 127.0.0.1: this machine only; browsers allow the "
                             "microphone only on localhost or HTTPS)")

@@ -43,7 +43,6 @@ from emojax.audio import AudioStream, resample, to_mono
 from emojax.evaluate import Member, ensemble_probabilities
 from emojax.labels import EMOTIONS
 from emojax.state import make_mesh, model_variables
-from emojax.steps import Classifier
 from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
                              window_starts)
 
@@ -130,10 +129,6 @@ class Predictor:
         self.config = members[0][0]
         self._members = [Member.create(config, variables, normalization, mesh, CHUNK_WINDOWS)
                          for config, variables, normalization in members]
-        # A clip's K evaluation windows are classified in batches of K: padding them to CHUNK_WINDOWS cost 20x.
-        clip_batch = len(input_pipeline.evaluation_offsets(self.config))
-        self._clip_members = [m._replace(classifier=Classifier(m.classifier.model, mesh, clip_batch))
-                              for m in self._members]
         self._pitch = any(config.pitch for config, _, _ in members)  # clips need their pitch rows
 
     @classmethod
@@ -161,11 +156,10 @@ class Predictor:
         return kinds[0] if kinds else "none"
 
     def _classify(self, clips: Sequence[input_pipeline.Inputs], offsets: Sequence[int],
-                  speaker: input_pipeline.Statistics | None, one_clip: bool = False) -> np.ndarray:
+                  speaker: input_pipeline.Statistics | None) -> np.ndarray:
         """Full-clip rows of M clips (``{"mfcc": (40, T_i)}``, with ``"pitch": (2, T_i)`` when a member reads pitch)
         -> (M * K, C) probabilities of their windows at ``offsets`` (K of them; clip after clip), the mean over the
-        members, each with its own speaker and window normalisation; ``one_clip``: the evaluation windows of one
-        short clip, classified in batches of their own size."""
+        members, each with its own speaker and window normalisation."""
         c = self.config
 
         def windows(kind: str) -> input_pipeline.Inputs:  # {name: (M * K, 1, R, frames)}: one window per "clip"
@@ -174,7 +168,19 @@ class Predictor:
                         for clip in clips]
             return {name: np.concatenate([w[name] for w in per_clip])[:, None] for name in per_clip[0]}
 
-        return ensemble_probabilities(self._clip_members if one_clip else self._members, windows)
+        return ensemble_probabilities(self._members, windows)
+
+    def classify_windows(self, windows: Sequence[np.ndarray], speaker: input_pipeline.Statistics | None = None
+                         ) -> np.ndarray:
+        """(N, C) probabilities of N windows of 16 kHz samples (each at most ``window_samples``), each classified as
+        a timeline classifies a window: from its own samples, its features zero-padded to the model's window when it
+        is shorter (a recording shorter than one window). ``speaker`` as in ``predict``."""
+        if not len(windows):
+            return np.zeros((0, len(EMOTIONS)))
+        if max(len(w) for w in windows) > self.window_samples or min(len(w) for w in windows) == 0:
+            raise ValueError(f"a window must hold 1 to {self.window_samples} samples")
+        self._check_speaker(speaker)
+        return self._classify(self._rows([np.asarray(w, np.float32) for w in windows]), np.array([0]), speaker)
 
     def _rows(self, clips: list[np.ndarray]) -> list[input_pipeline.Inputs]:
         """The full-clip rows of 16 kHz ``clips``: ``features.clip_mfccs``, with ``clip_pitch`` when a member reads
@@ -253,7 +259,7 @@ class Predictor:
         windows: list[dict[str, Any]] = []
         probs_list, spans = [], []
         for clips, offsets, piece_spans in self._pieces(audio):
-            probs_list.append(self._classify(clips, offsets, speaker, one_clip=self._is_clip(len(audio))))
+            probs_list.append(self._classify(clips, offsets, speaker))
             spans += piece_spans
         probs = np.concatenate(probs_list)
         for (start, end), p in zip(spans, probs):

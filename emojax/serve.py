@@ -70,7 +70,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from emojax.audio import SAMPLE_RATE, AudioStream
 from emojax.inference import CHUNK_WINDOWS, Predictor
 from emojax.labels import EMOTIONS
-from emojax.stream import HOP_SECONDS, CutWindow, WindowCutter, classify_windows
+from emojax.stream import HOP_SECONDS, CutWindow, WindowCutter
 from emojax.timeline import COLOURS, SILENCE
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -129,7 +129,7 @@ class _LiveBatches:
                 if not batch:
                     continue
                 try:
-                    probs = await loop.run_in_executor(self._executor, classify_windows, self._predictor,
+                    probs = await loop.run_in_executor(self._executor, self._predictor.classify_windows,
                                                        [s for s, _ in batch])
                 except Exception as e:  # reported to each client; the others' batches go on
                     for _, future in batch:
@@ -145,7 +145,7 @@ class _LiveBatches:
         before a client waits for them."""
         noise = np.random.default_rng(0).normal(0, 0.1, self._predictor.window_samples).astype(np.float32)
         for size in sizes:
-            await asyncio.get_running_loop().run_in_executor(self._executor, classify_windows, self._predictor,
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._predictor.classify_windows,
                                                              [noise] * size)
 
     def close(self) -> None:

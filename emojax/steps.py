@@ -148,7 +148,8 @@ class Classifier:
         return jax.lax.map(probs, xs)
 
     def predict(self, variables: dict, x: Batch) -> np.ndarray:
-        """Class probabilities (N, C) float32 of windows x ``{name: (N, R, frames)}`` (as the model reads them).
+        """Class probabilities (N, C) float32 of windows x ``{name: (N, R, frames)}`` (as the model reads them), in
+        batches of ``batch_size`` (fewer windows than that: one batch of the next power of two).
 
         Each jitted call scans over ``PREDICT_BATCHES_PER_CALL`` batches (the remainder in one call of its own),
         gathered like the host-fed training batches, and is dispatched asynchronously, so the host prepares the next
@@ -159,9 +160,11 @@ class Classifier:
         if not n:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         x = {name: np.asarray(v, np.float32) for name, v in x.items()}
-        num_batches = math.ceil(n / self.batch_size)
+        # Fewer windows than a batch: a batch of the next power of two (a few compiled shapes, little padding).
+        size = min(self.batch_size, math.ceil((1 << (n - 1).bit_length()) / self.mesh.size) * self.mesh.size)
+        num_batches = math.ceil(n / size)
         # Window indices (batches, B); the last batch is filled up with copies of the last window (dropped).
-        indices = np.minimum(np.arange(num_batches * self.batch_size), n - 1).reshape(num_batches, self.batch_size)
+        indices = np.minimum(np.arange(num_batches * size), n - 1).reshape(num_batches, size)
         out = [self._predict(variables, _gather(x, indices[first:first + PREDICT_BATCHES_PER_CALL],
                                                 self.chunk_sharding))
                for first in range(0, num_batches, PREDICT_BATCHES_PER_CALL)]

@@ -146,29 +146,6 @@ class WindowCutter:
             self._levels = [np.concatenate(self._levels)]
 
 
-def classify_windows(predictor: Predictor, windows: Sequence[np.ndarray]) -> np.ndarray:
-    """(N, 8) probabilities of N windows of 16 kHz samples, each as ``Predictor.timeline`` classifies a window from
-    its own samples (a window shorter than ``predictor.window_samples`` zero-padded, as the one window of a short
-    recording). Windows of full length are classified together: joined end to end they are the windows of a
-    timeline whose hop is the window, in which every frame is taken as speech."""
-    size = predictor.window_samples
-    probs = np.zeros((len(windows), len(EMOTIONS)))
-    everything = dict(silence_db=np.inf, floor_db=-np.inf)  # no window is silence
-
-    def timeline(audio: np.ndarray, hop: int) -> np.ndarray:
-        return predictor.timeline(audio, SAMPLE_RATE, hop=hop / SAMPLE_RATE, **everything).probability_array()
-
-    full = [i for i, w in enumerate(windows) if len(w) == size]
-    if full:
-        probs[full] = timeline(np.concatenate([windows[i] for i in full]), size)
-    for i, window in enumerate(windows):
-        if len(window) != size:
-            if not 0 < len(window) < size:
-                raise ValueError(f"a window must hold 1 to {size} samples, got {len(window)}")
-            probs[i] = timeline(np.asarray(window, np.float32), size)
-    return probs
-
-
 class StreamPredictor:
     """A predictor fed a live stream of 16 kHz samples: ``feed`` returns the timeline windows (``Window``) each
     chunk completes, classified at once; ``finish`` the last ones (module docstring)."""
@@ -195,5 +172,5 @@ class StreamPredictor:
 
     def _classified(self, cuts: list[CutWindow]) -> list[Window]:
         speech = [c for c in cuts if not c.silent]
-        probs = iter(classify_windows(self.predictor, [c.samples for c in speech]) if speech else [])
+        probs = iter(self.predictor.classify_windows([c.samples for c in speech]) if speech else [])
         return [c.to_window(None if c.silent else next(probs)) for c in cuts]

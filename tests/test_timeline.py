@@ -78,8 +78,9 @@ def test_silences_are_marked_and_the_segments_found(predictor, recording):
     # Every non-silent window is predict's window; silent ones are not classified.
     for window, predicted in zip(timeline.windows, prediction.windows, strict=True):
         assert (window.start_seconds, window.end_seconds) == (predicted["start_seconds"], predicted["end_seconds"])
-        if not window.silent:
-            assert window.to_dict() == predicted
+        if not window.silent:  # batches of other sizes: the same numbers up to float32 rounding
+            assert window.emotion == predicted["emotion"]
+            assert window.probabilities == pytest.approx(predicted["probabilities"], abs=1e-6)
         else:
             assert window.emotion == SILENCE and window.probabilities is None
     for window in timeline.windows:
