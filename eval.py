@@ -1,6 +1,7 @@
 """Evaluate a trained workdir, or predict emotions of recordings.
 
     python eval.py --workdir DIR [--split test]          # metrics JSON (last stdout line), DIR/eval/
+    python eval.py --audio FILE [FILE ...] [--json]       # the shipped model (emojax.pretrained)
     python eval.py --workdir DIR --audio FILE [FILE ...] [--json] [--one_speaker]
     python eval.py --workdir DIR1 --workdir DIR2 ... --out OUT [--split test]   # an ensemble's metrics, OUT/
 
@@ -27,8 +28,8 @@ from pathlib import Path
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("workdir", None, "A train.py workdir; repeat the flag for an ensemble of several runs.",
-                          required=True)
+flags.DEFINE_multi_string("workdir", None, "A train.py workdir; repeat the flag for an ensemble of several runs. "
+                          "Required to evaluate; with --audio, the model shipped with emojax predicts without it.")
 flags.DEFINE_string("out", None, "Metrics mode: the directory for metrics*.json and the confusion matrix (default: "
                     "WORKDIR/eval with one --workdir; required with several).")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate (metrics mode).")
@@ -39,12 +40,16 @@ flags.DEFINE_bool("one_speaker", False, "Prediction mode: the files are recordin
                   "over all of them normalise each (needed by models trained with config.speaker_normalization).")
 
 
-def predict(workdirs: list[str], files: list[str], as_json: bool, one_speaker: bool) -> int:
-    """Prints a prediction per file (``emojax.cli.predict_files``); returns the exit status (1 if any file failed).
-    With ``one_speaker`` the readable files' joint speaker statistics normalise each."""
+def predict(workdirs: list[str] | None, files: list[str], as_json: bool, one_speaker: bool) -> int:
+    """Prints a prediction per file (``emojax.cli.predict_files``) by ``workdirs`` (the shipped model when None);
+    returns the exit status (1 if any file failed). With ``one_speaker`` the readable files' joint speaker
+    statistics normalise each."""
     from emojax import cli, inference
 
-    predictor = inference.Predictor.from_workdirs(workdirs, FLAGS.checkpoint)
+    if workdirs is None:
+        predictor = inference.Predictor.pretrained()
+    else:
+        predictor = inference.Predictor.from_workdirs(workdirs, FLAGS.checkpoint)
     if predictor.speaker_normalization != "none" and not one_speaker:
         raise app.UsageError(f"{workdirs[0]} was trained with speaker normalisation (config.speaker_normalization="
                              f"{predictor.speaker_normalization!r}): give several recordings of one speaker and "
@@ -78,13 +83,15 @@ def main(argv: list[str]) -> int:
 
     if FLAGS.audio is None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; audio files go after --audio")
+    if FLAGS.audio is None and not FLAGS.workdir:
+        raise app.UsageError("give the run to evaluate with --workdir DIR (or recordings to predict with --audio)")
     if FLAGS.audio is None and FLAGS.out is None and len(FLAGS.workdir) > 1:
         raise app.UsageError("an ensemble's metrics need --out DIR (where to write them)")
     try:
         if FLAGS.audio is not None:
             return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json, FLAGS.one_speaker)
         return evaluate(FLAGS.workdir, FLAGS.split, Path(FLAGS.out or Path(FLAGS.workdir[0]) / "eval"))
-    except (FileNotFoundError, TrainingError) as e:  # no checkpoint, or none readable, or unusable
+    except (FileNotFoundError, TrainingError, ValueError) as e:  # no checkpoint or none usable; shipped weights damaged
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
 

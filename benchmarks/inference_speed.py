@@ -1,7 +1,9 @@
 """Speed of prediction for a user with a recording: a warm prediction, the ``emojax`` command as a process, and a
 one-hour timeline.
 
-    python benchmarks/inference_speed.py --workdir runs/demo [--hours 1] [--repeats 200]
+    python benchmarks/inference_speed.py [--workdir runs/demo ...] [--hours 1] [--repeats 200]
+
+The shipped model (``Predictor.pretrained()``, as ``emojax`` uses it) unless ``--workdir`` names trained runs.
 
 1. **Warm prediction**: ``Predictor.predict_file`` on a 3-second 16 kHz WAV (decoding, MFCC, model) in this process,
    after two untimed calls (compilation); the median and the 10th-90th percentiles of ``--repeats`` calls.
@@ -78,9 +80,8 @@ def _long_recording(path: Path, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", action="append", required=True,
-                        help="a trained run (repeat for an ensemble), e.g. from 'python train.py --workdir "
-                             "/tmp/demo --config configs/demo.py'")
+    parser.add_argument("--workdir", action="append", default=[],
+                        help="a trained run instead of the shipped model (repeat for an ensemble)")
     parser.add_argument("--hours", type=float, default=1.0, help="length of the timeline's recording")
     parser.add_argument("--repeats", type=int, default=200, help="timed warm predictions")
     parser.add_argument("--plot", type=Path, help="keep the timeline's PNG here")
@@ -113,7 +114,7 @@ def main() -> None:
 
         from emojax.inference import Predictor
 
-        predictor = Predictor.from_workdirs(args.workdir)
+        predictor = Predictor.from_workdirs(args.workdir) if args.workdir else Predictor.pretrained()
         for _ in range(2):
             predictor.predict_file(one)
         times = []

@@ -30,9 +30,10 @@ if TYPE_CHECKING:  # the command imports JAX only once its arguments are parsed 
 
 _EXAMPLES = """\
 examples:
-  emojax predict --workdir runs/demo a.wav b.mp3          one line per file: FILE<TAB>emotion<TAB>probability
-  emojax predict --workdir runs/a --workdir runs/b --json a.wav    an ensemble; all 8 probabilities as JSON
-  emojax timeline --workdir runs/demo interview.flac --smooth 5 --csv interview.csv --plot interview.png
+  emojax predict a.wav b.mp3                   the shipped model; one line per file: FILE<TAB>emotion<TAB>probability
+  emojax predict --json a.wav                  all 8 probabilities and the windows as JSON
+  emojax predict --workdir runs/a --workdir runs/b a.wav    your own trained runs, as an ensemble
+  emojax timeline interview.flac --smooth 5 --csv interview.csv --plot interview.png
   emojax serve                                            the live page at http://127.0.0.1:8000/
 """
 
@@ -115,8 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workdir", action="append", metavar="DIR",
-                        help="a train.py workdir whose best checkpoint predicts; repeat it for an ensemble of runs "
-                             "(their probabilities are averaged). Required for now.")
+                        help="predict with this train.py workdir's best checkpoint instead of the model shipped "
+                             "with emojax (MODEL_CARD.md); repeat it for an ensemble of runs (their probabilities "
+                             "are averaged)")
     common.add_argument("--no-cache", action="store_true",
                         help="do not use JAX's compilation cache ($XDG_CACHE_HOME/emojax/jax or ~/.cache/emojax/jax, "
                              "or $JAX_COMPILATION_CACHE_DIR); EMOJAX_NO_CACHE=1 does the same")
@@ -135,8 +137,9 @@ def _parser() -> argparse.ArgumentParser:
                     "cut into 2.5 s windows every 1.25 s and its probabilities are their mean. A file that cannot "
                     "be read gets a line 'error: FILE: reason' on stderr; the others are still predicted (exit "
                     "status 1).",
-        epilog="examples:\n  emojax predict --workdir runs/demo a.wav b.mp3\n"
-               "  emojax predict --workdir runs/demo --json speech/*.flac > predictions.jsonl\n")
+        epilog="examples:\n  emojax predict a.wav b.mp3\n"
+               "  emojax predict --json speech/*.flac > predictions.jsonl\n"
+               "  emojax predict --workdir runs/demo a.wav      a model you trained (python train.py)\n")
     predict.set_defaults(parser=predict)
     predict.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     predict.add_argument("--json", action="store_true",
@@ -148,9 +151,9 @@ def _parser() -> argparse.ArgumentParser:
                     "emotion, mean probability): 2.5 s windows, each classified on its own, consecutive windows of "
                     "one emotion merged. Windows without speech are 'silence' and not classified. The file is "
                     "streamed: any length fits in memory.",
-        epilog="examples:\n  emojax timeline --workdir runs/demo interview.flac\n"
-               "  emojax timeline --workdir runs/demo call.wav --hop 0.5 --smooth 5 --plot call.png\n"
-               "  emojax timeline --workdir runs/demo podcast.mp3 --json --csv podcast.csv > podcast.json\n")
+        epilog="examples:\n  emojax timeline interview.flac\n"
+               "  emojax timeline call.wav --hop 0.5 --smooth 5 --plot call.png\n"
+               "  emojax timeline podcast.mp3 --json --csv podcast.csv > podcast.json\n")
     timeline.set_defaults(parser=timeline)
     timeline.add_argument("file", metavar="FILE", help="an audio file")
     timeline.add_argument("--hop", type=_number(0, False), metavar="SECONDS",
@@ -217,12 +220,16 @@ def _use_compilation_cache() -> None:
 
 
 def _predictor(args: argparse.Namespace) -> Predictor:
-    """The model of ``--workdir`` (an ensemble when repeated), refused when it needs a speaker's statistics."""
+    """The model of ``--workdir`` (an ensemble when repeated; the shipped model without it), refused when it needs
+    a speaker's statistics."""
     from emojax.inference import Predictor
 
     if not args.workdir:
-        args.parser.error("give a trained model with --workdir DIR (a train.py workdir, e.g. from "
-                          "'python train.py --workdir runs/demo')")
+        try:
+            return Predictor.pretrained()
+        except (OSError, ValueError) as e:  # its files missing or damaged: the message says to reinstall
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from e
     predictor = Predictor.from_workdirs(args.workdir)
     if predictor.speaker_normalization != "none":
         args.parser.error(f"{args.workdir[0]} was trained with speaker normalisation: it needs several recordings "
@@ -295,12 +302,9 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"error: cannot listen on {args.host} port {args.port}: {e.strerror or e}", file=sys.stderr, flush=True)
         return 1
-    from emojax.inference import Predictor
-
     with sock:
         try:
-            predictor = Predictor.from_workdirs(args.workdir) if args.workdir else Predictor.pretrained()
-            app = serve.create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 2**20),
+            app = serve.create_app(_predictor(args), max_upload_bytes=int(args.max_upload_mb * 2**20),
                                    max_seconds=args.max_minutes * 60, max_clients=args.max_clients)
         except ValueError as e:  # a damaged shipped model, or one trained with speaker normalisation
             print(f"error: {e}", file=sys.stderr, flush=True)

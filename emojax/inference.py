@@ -29,6 +29,7 @@ speaker's statistics, which the caller computes from several of that speaker's r
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -100,6 +101,16 @@ def _cut_windows(blocks: Iterable[np.ndarray], starts: Iterable[int], size: int)
             if not ended:
                 pending = block if not len(pending) else np.concatenate([pending, block])
         yield pending[start - offset:start + size - offset]
+
+
+def _ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, each computed on a background thread while the caller works on the one before: the next chunk's
+    MFCCs are computed while the model classifies this one (XLA:CPU runs each on one core)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="emojax-ahead") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
@@ -222,7 +233,7 @@ class Predictor:
                                     for o in offsets]
             return
         size = self.window_samples
-        for rows, chunk in self._window_rows([audio], window_starts(len(audio), size, size // 2)):
+        for rows, chunk in _ahead(self._window_rows([audio], window_starts(len(audio), size, size // 2))):
             yield rows, np.array([0]), [(s / rate, (s + size) / rate) for s in chunk]
 
     def _is_clip(self, samples: int) -> bool:
@@ -361,7 +372,7 @@ class Predictor:
         probs = np.full((len(starts), len(EMOTIONS)), np.nan)
         kept = np.flatnonzero(~silent)
         done = 0
-        for rows, chunk in self._window_rows(blocks() if len(kept) else [], starts[kept]):
+        for rows, chunk in _ahead(self._window_rows(blocks() if len(kept) else [], starts[kept])):
             probs[kept[done:done + len(chunk)]] = self._classify(rows, np.array([0]), speaker)
             done += len(chunk)
         return Timeline.from_arrays(file, samples, step, size, starts, probs).smoothed(smooth)

@@ -49,6 +49,8 @@ def export(workdir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str = N
                                        "normalization": normalization.to_dict()})
     weights = out_dir / f"{name}.msgpack"
     weights.write_bytes(flax.serialization.msgpack_serialize(arrays))
+    config = config.copy_and_resolve_references()
+    config.data_dir = None  # where the corpora were on the training machine: not the user's business
     meta = {"labels": list(EMOTIONS), "config": config.to_dict(), "checkpoint_step": step,
             "training_command": command, "sha256": sha256(weights)}
     (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -122,11 +122,11 @@ def emojax_serve(*args: str, env: dict[str, str] | None = None) -> tuple[subproc
 
 
 @pytest.fixture(scope="module")
-def server(trained_workdir, compilation_cache):
-    """``emojax serve --workdir ...`` as a process: its URL; stopped with Ctrl-C (SIGINT), after which it must exit
+def server(compilation_cache):
+    """``emojax serve`` (the shipped model) as a process: its URL; stopped with Ctrl-C (SIGINT), after which it must exit
     with status 130 (128 + SIGINT, as the emojax command does) and print nothing more."""
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": compilation_cache, "JAX_PLATFORMS": "cpu"}
-    process, url, output = emojax_serve("--workdir", str(trained_workdir), env=env)
+    process, url, output = emojax_serve(env=env)
     yield url
     process.send_signal(signal.SIGINT)
     status = process.wait(30)
@@ -140,17 +140,17 @@ def screenshots(tmp_path_factory) -> Path:
     return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
 
 
-def test_listen_and_a_recording_in_chromium(server, trained_workdir, screenshots, tmp_path):
+def test_listen_and_a_recording_in_chromium(server, screenshots, tmp_path):
     audio = speech_recording(("anger", "sadness"), clips=2, gap_seconds=2.5)[:-int(2.5 * RATE)]  # ends in speech
     wav = tmp_path / "anger then sadness.wav"
     soundfile.write(wav, audio, RATE, subtype="PCM_16")
-    predictor = inference.Predictor.from_workdir(trained_workdir)
+    predictor = inference.Predictor.pretrained()
     offline = predictor.timeline(audio, RATE, hop=HOP).windows
     driver = chromium(wav)
     try:
         live = listen(driver, server, len(audio) / RATE - 0.3, screenshots / "listen.png")
-        # The shown emotions: those of the offline timeline of the same audio (the synthetic voices' emotions that
-        # the demo model confuses aside), silence in the pause, and a prompt page.
+        # The shown emotions: those of the offline timeline of the same audio, silence in the pause, and a prompt
+        # page.
         fraction, shift = agreement(live["shown"], offline)
         assert fraction >= 0.8, (fraction, live["shown"])
         assert any(w["emotion"] == SILENCE for w in live["shown"][:len(offline)])

@@ -66,9 +66,6 @@ def test_help_explains_every_flag_with_examples(capsys):
         with pytest.raises(SystemExit) as exit:
             cli.main(args)
         assert exit.value.code == 2 and "usage: emojax" in capsys.readouterr().err, args
-    no_model = _emojax("predict", "a.wav", cache=None)
-    assert no_model.returncode == 2 and "usage: emojax predict" in no_model.stderr
-    assert "error: give a trained model with --workdir DIR" in no_model.stderr and "Traceback" not in no_model.stderr
 
 
 def test_predict_prints_a_line_per_file_and_an_error_line_per_bad_one(trained_workdir, compilation_cache, files):
@@ -124,33 +121,41 @@ def test_timeline_prints_the_segments_and_writes_csv_json_and_png(trained_workdi
         (s["emotion"], s["start_seconds"]) for s in want["segments"]]
 
 
-def test_timeline_errors_are_one_line_each(trained_workdir, compilation_cache, files, tmp_path):
-    model = ["--workdir", str(trained_workdir)]
-    unwritable = _emojax("timeline", *model, str(files["clip.wav"]), "--csv", str(tmp_path / "no" / "t.csv"),
-                         cache=compilation_cache)
+def test_timeline_errors_are_one_line_each(trained_workdir, compilation_cache, files, tmp_path, capsys):
+    def timeline(*args: str) -> subprocess.CompletedProcess:  # in this process: the command's code, not its start
+        status = cli.main(["timeline", "--workdir", str(trained_workdir), *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, status, out, err)
+
+    unwritable = timeline(str(files["clip.wav"]), "--csv", str(tmp_path / "no" / "t.csv"))
     assert unwritable.returncode == 1 and not unwritable.stdout
     assert _errors(unwritable) == [f"error: {tmp_path / 'no' / 't.csv'}: cannot write it: no folder {tmp_path / 'no'}"]
-    folder_plot = _emojax("timeline", *model, str(files["clip.wav"]), "--plot", str(tmp_path), cache=compilation_cache)
+    folder_plot = timeline(str(files["clip.wav"]), "--plot", str(tmp_path))
     assert folder_plot.returncode == 1 and len(_errors(folder_plot)) == 1 and "is a directory" in folder_plot.stderr
     for name in ("folder", "random.wav", "missing.wav"):
         path = str(files.get(name, tmp_path / name))
-        done = _emojax("timeline", *model, path, cache=compilation_cache)
+        done = timeline(path)
         assert done.returncode == 1 and not done.stdout
         (line,) = _errors(done)
         assert line.startswith(f"error: {path}: ") and line.count(path) == 1
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(6 * RATE, np.int16), RATE)
-    done = _emojax("timeline", *model, str(silent), cache=compilation_cache)
+    done = timeline(str(silent))
     assert done.returncode == 0 and "no speech found" in done.stderr and not _errors(done)
     assert done.stdout.strip().splitlines()[1].split() == ["0:00–0:06", "silence"]
 
 
-def test_the_compilation_cache_is_on_by_default_in_the_users_cache_directory(trained_workdir, files, tmp_path):
-    done = _emojax("predict", "--workdir", str(trained_workdir), str(files["clip.wav"]), cache=None,
-                   env={"XDG_CACHE_HOME": str(tmp_path / "on")})
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_without_workdir_the_shipped_model_predicts_and_the_compilation_cache_is_on_by_default(files, tmp_path):
+    path = str(files["clip.wav"])
+    done = _emojax("predict", "--json", path, cache=None, env={"XDG_CACHE_HOME": str(tmp_path / "on")})
+    assert done.returncode == 0 and not _errors(done), done.stderr[-2000:]
+    want = inference.Predictor.pretrained().predict_file(path)
+    got = json.loads(done.stdout)
+    assert got["emotion"] == want.emotion
+    np.testing.assert_allclose([got["probabilities"][e] for e in EMOTIONS],
+                               [want.probabilities[e] for e in EMOTIONS], atol=1e-5)
     assert any((tmp_path / "on" / "emojax" / "jax").iterdir())
     for flag, env in ((["--no-cache"], {}), ([], {"EMOJAX_NO_CACHE": "1"})):
-        off = _emojax("predict", *flag, "--workdir", str(trained_workdir), str(tmp_path / "missing.wav"), cache=None,
+        off = _emojax("predict", *flag, str(tmp_path / "missing.wav"), cache=None,
                       env={"XDG_CACHE_HOME": str(tmp_path / "off"), **env})
         assert off.returncode == 1 and not (tmp_path / "off").exists()

@@ -126,11 +126,12 @@ def test_eval_cli_predicts_files_and_reports_failures(trained_workdir, synthetic
     assert [Path(r["file"]).name for r in results] == [n for n in names if n != "corrupt.wav"]
     for r in results:
         assert set(r["probabilities"]) == set(EMOTIONS) and r["emotion"] in EMOTIONS and r["windows"]
-    plain = _run("--workdir", str(trained_workdir), "--audio", str(audio_files["short_8k.wav"]),
-                 data_dir=synthetic_data_dir, cache=compilation_cache)
-    assert plain.returncode == 0
-    path, emotion, probability = plain.stdout.strip().split("\t")
-    assert path.endswith("short_8k.wav") and emotion in EMOTIONS and 0.125 <= float(probability) <= 1.0
+    shipped = _run("--audio", str(audio_files["short_8k.wav"]), data_dir=synthetic_data_dir, cache=compilation_cache)
+    assert shipped.returncode == 0, shipped.stderr[-2000:]  # without --workdir: the shipped model
+    path, emotion, probability = shipped.stdout.strip().split("\t")
+    want = inference.Predictor.pretrained().predict_file(audio_files["short_8k.wav"])
+    assert path.endswith("short_8k.wav") and emotion == want.emotion
+    assert abs(float(probability) - want.probability) < 1e-3
 
 
 def test_a_corpus_clip_gets_the_training_window(trained_workdir, synthetic_data_dir):
@@ -486,7 +487,8 @@ def test_an_exported_model_loads_with_its_config_labels_and_checksum(trained_wor
     weights = pretrained.export(trained_workdir, tmp_path, name="m", command="python train.py ...")
     config, variables, normalization = pretrained.load(tmp_path, "m")
     saved_config, state, saved_normalization, step = checkpoints.restore(trained_workdir)
-    assert config.to_dict() == saved_config.to_dict()
+    assert config.data_dir is None and saved_config.data_dir  # the training machine's path is not shipped
+    assert config.to_dict() == {**saved_config.to_dict(), "data_dir": None}
     saved = {"params": state.params, "batch_stats": state.batch_stats}
     for u, v in zip(jax.tree.leaves(variables), jax.tree.leaves(saved), strict=True):
         np.testing.assert_array_equal(u, v)
@@ -502,3 +504,24 @@ def test_an_exported_model_loads_with_its_config_labels_and_checksum(trained_wor
         pretrained.load(tmp_path, "m")
     with pytest.raises(FileNotFoundError, match="reinstall emojax"):
         pretrained.load(tmp_path / "missing", "m")
+
+
+def test_the_shipped_model_needs_nothing_but_the_recording_and_ignores_its_gain():
+    from emojax import pretrained
+
+    predictor = inference.Predictor.pretrained()
+    meta = json.loads((pretrained.WEIGHTS_DIR / f"{pretrained.NAME}.json").read_text())
+    assert predictor.speaker_normalization == "none" and predictor.config.utterance_normalization == "level"
+    assert meta["labels"] == list(EMOTIONS) and meta["training_command"].startswith("python train.py")
+    assert (pretrained.WEIGHTS_DIR / f"{pretrained.NAME}.msgpack").stat().st_size < 5 * 2**20
+    clips = [c.audio.astype(np.float32) / 32768 for _, c in zip(range(6), synthetic.generate("test"))]
+    clips.append(np.concatenate(clips[:4]))  # a longer recording: windows
+    peak_normalised = [c / np.abs(c).max() * (1 - 2**-15) for c in clips]  # full scale without clipping
+    reference = np.array([predictor.predict(c, synthetic.SAMPLE_RATE).probabilities[e] for c in clips for e in
+                          EMOTIONS]).reshape(len(clips), -1)
+    for db in (-30, -20, -10, None):
+        scaled = peak_normalised if db is None else [c * 10 ** (db / 20) for c in clips]
+        got = np.array([[predictor.predict(c, synthetic.SAMPLE_RATE).probabilities[e] for e in EMOTIONS]
+                        for c in scaled])
+        np.testing.assert_allclose(got, reference, atol=1e-3, err_msg=f"gain {db} dB")
+        assert (got.argmax(1) == reference.argmax(1)).mean() >= 0.95

@@ -257,3 +257,32 @@ def test_csv_json_and_png(predictor, recording, tmp_path):
     assert len(table) == len(timeline.segments) and table[0].startswith("0:00–0:0")
     silent = predictor.timeline(np.zeros(5 * RATE, np.float32), RATE)
     assert silent.plot(tmp_path / "silent.png").stat().st_size > 5_000
+
+
+def test_the_shipped_model_finds_corpus_clips_of_known_emotions_in_a_long_recording(corpora_dir):
+    """Four TESS clips of each of four emotions, a block per emotion with 6 s gaps of room noise: the shipped model's
+    timeline (which trained on these clips: this checks the path from a file to the segments, not accuracy) finds one
+    speech segment per block with the block's emotion, and each window's probabilities are the window classified
+    alone."""
+    folders = {"anger": "YAF_angry", "sadness": "YAF_sad", "happiness": "YAF_happy", "neutral": "YAF_neutral"}
+    parts, blocks, t = [_noise(GAP_SECONDS, -65, 0)], [], GAP_SECONDS
+    for k, (emotion, folder) in enumerate(folders.items()):
+        files = sorted((corpora_dir / "tess" / folder).iterdir())[:4]
+        audio = np.concatenate([features.load_audio(f, RATE)[0] for f in files])
+        parts += [audio, _noise(GAP_SECONDS, -65, k + 1)]
+        blocks.append((t, t + len(audio) / RATE, emotion))
+        t += len(audio) / RATE + GAP_SECONDS
+    audio = np.concatenate(parts)
+    shipped = inference.Predictor.pretrained()
+    timeline = shipped.timeline(audio, RATE)
+    speech = [s for s in timeline.segments if s.emotion != SILENCE]
+    found = [b for b in blocks if any(b[0] - 2.5 <= s.start_seconds and s.end_seconds <= b[1] + 2.5 for s in speech)]
+    assert found == blocks, timeline.table()
+    assert all(any(s.start_seconds < b[1] and b[0] < s.end_seconds for b in blocks) for s in speech)  # no gap's
+    for start, end, emotion in blocks:
+        inside = [w.emotion for w in timeline.windows if start <= w.start_seconds and w.end_seconds <= end]
+        assert Counter(inside).most_common(1)[0][0] == emotion, (emotion, inside)
+    spoken = [w for w in timeline.windows if not w.silent]
+    alone = shipped.classify_windows([audio[round(w.start_seconds * RATE):round(w.end_seconds * RATE)]
+                                      for w in spoken])
+    np.testing.assert_allclose(alone, [[w.probabilities[e] for e in EMOTIONS] for w in spoken], atol=1e-5)

@@ -181,8 +181,7 @@ def test_held_out_class_metrics_restrict_the_decision(compiled):
 
 def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, synthetic_data_dir, compilation_cache):
     # A constant schedule: the cosine one depends on config.epochs, which this test changes between runs.
-    config = tiny_config(data_dir=synthetic_data_dir, window_frames=216, crop_shift_frames=8, batch_size=32,
-                         schedule="constant", warmup_epochs=0)
+    config = tiny_config(data_dir=synthetic_data_dir, batch_size=32, schedule="constant", warmup_epochs=0)
     train.train_and_evaluate(config, tmp_path / "straight")
     config.epochs = 1
     train.train_and_evaluate(config, tmp_path / "resumed")
