@@ -186,7 +186,11 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First emojax release.",
                                                "1.1.0": "Adds `pitch` (emojax.features.clip_pitch) to every example.",
                                                "1.2.0": "Speaker-disjoint splits in every corpus: TESS (two speakers) "
-                                                        "is training data only; the other corpora are unchanged."}
+                                                        "is training data only; the other corpora are unchanged.",
+                                               "1.3.0": "MFCCs with the mel power floored at 1e-20 "
+                                                        "(emojax.features.FRONT_END_AMIN), not 1e-10: a gain moves c0 "
+                                                        "alone; of the four corpora only CREMA-D's all-silent "
+                                                        "1076_MTI_SAD_XX changes."}
     CORPUS: ClassVar[str]
     HOMEPAGE: ClassVar[str] = ""
 

@@ -38,7 +38,7 @@ from emojax.spectral import _POOL, _mel_path, delta, melspectrogram, mfcc, power
 
 __all__ = [
     # The front end; its time grid (MFCC_SAMPLE_RATE, FRAME_HOP) is defined in emojax.audio.
-    "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "clip_mfccs",
+    "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "FRONT_END_AMIN", "clip_mfccs",
     # Re-exported from emojax.audio, emojax.filters, emojax.spectral and emojax.pitch.
     "SAMPLE_RATE", "INT16_SCALE", "AudioFileError", "load_audio", "to_mono", "resample", "to_int16",
     "stft", "mel_filterbank", "melspectrogram", "power_to_db", "mfcc", "delta",
@@ -46,7 +46,13 @@ __all__ = [
 ]
 
 FRONT_END = dict(sr=MFCC_SAMPLE_RATE, n_mfcc=40, n_fft=2048, hop_length=FRAME_HOP, n_mels=128)
-"""``mfcc`` keyword arguments of the emojax front end (librosa defaults otherwise)."""
+"""``mfcc`` keyword arguments of the emojax front end (librosa defaults otherwise, but ``FRONT_END_AMIN``)."""
+FRONT_END_AMIN = 1e-20
+"""The front end's floor on the mel power before the dB (librosa's ``power_to_db`` floors at 1e-10, -100 dB). The
+``top_db`` floor, 80 dB below the clip's loudest band, is relative and moves with a gain; an absolute floor does not:
+with 1e-10, a recording with a -45 dBFS peak made 30 dB quieter has its quiet frames at -100 dB instead of 80 dB below
+its peak, so its MFCCs change by more than the gain (72 of 300 CREMA-D test clips). At 1e-20 (-200 dB) the floor
+is out of reach of any audible recording, so a gain moves c0 alone; above it both give the same values."""
 _CLIP_BATCH = 32  # clips per jitted front-end call (one per core at a time)
 _MAX_RESAMPLE_WEIGHTS = 1 << 20  # larger polyphase matrices (unusual rate pairs): scipy on the host instead
 
@@ -116,7 +122,7 @@ def _front_end_batch(x: jax.Array, n44: jax.Array, n_frames: jax.Array, weights:
     x = jnp.where(jnp.arange(x.shape[1]) < n44[:, None], x, 0.0)
     return _mel_path(x, 0, window, mel_t, dct, n_frames, size=x.shape[0], blocks=blocks, n_fft=FRONT_END["n_fft"],
                      hop=FRONT_END["hop_length"], center=True, pad_mode="constant", power=2.0, top_db=80.0,
-                     log=True)[0]
+                     log=True, amin=FRONT_END_AMIN)[0]
 
 
 def _bucket_frames(frames: int) -> int:
@@ -126,7 +132,9 @@ def _bucket_frames(frames: int) -> int:
 
 
 def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
-    """Front-end MFCCs of clips of any lengths: each equals ``mfcc(resample_poly(clip), **FRONT_END)`` alone.
+    """Front-end MFCCs of clips of any lengths: each equals ``mfcc(resample_poly(clip), **FRONT_END)`` alone, with
+    the mel power floored at ``FRONT_END_AMIN`` (which changes only bands below -100 dB within ``top_db`` of the
+    clip's peak).
 
     Each clip (int16/int32 PCM or float in [-1, 1], shape ``(samples,)``) is resampled from ``sample_rate`` to
     ``MFCC_SAMPLE_RATE`` as ``scipy.signal.resample_poly`` does (the same filter, as jitted block matrix products,

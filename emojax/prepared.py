@@ -27,7 +27,7 @@ CORPORA: tuple[str, ...] = ("ravdess", "savee", "crema_d", "tess")
 BUILDERS: tuple[str, ...] = CORPORA + ("synthetic_prosody",)
 """Every emojax dataset builder: the real corpora and the generated one."""
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-VERSION = tfds.core.Version("1.2.0")
+VERSION = tfds.core.Version("1.3.0")
 """The builders' version: ``is_prepared`` and ``load_split`` read builds of this version only."""
 STRING_FEATURES: tuple[str, ...] = ("speaker", "gender", "corpus", "original_label", "intensity", "text", "file")
 DEFAULT_KEYS: tuple[str, ...] = ("mfcc", "pitch", "label") + STRING_FEATURES

@@ -206,16 +206,17 @@ def _chunked(fn: Callable[[jax.Array], jax.Array], y: jax.Array, chunk: int) -> 
 
 
 @functools.partial(jax.jit, static_argnames=("size", "blocks", "n_fft", "hop", "center", "pad_mode", "power",
-                                             "top_db", "log"))
+                                             "top_db", "log", "amin"))
 def _mel_path(y: jax.Array, start: jax.Array, window: jax.Array, mel_t: jax.Array, out_t: jax.Array | None,
               n_valid: jax.Array | None, *, size: int, blocks: tuple[tuple[int, int, int, int], ...], n_fft: int,
               hop: int, center: bool, pad_mode: str, power: float, top_db: float | None,
-              log: bool) -> tuple[jax.Array, jax.Array]:
+              log: bool, amin: float = 1e-10) -> tuple[jax.Array, jax.Array]:
     """Mel spectrogram (``log=False``) or MFCCs (``log=True``: dB, then ``@ out_t``) of clips ``start:start+size``.
 
     Args:
       y: clips ``(..., samples)``, taken as ``(clips, samples)``; start: first clip (int scalar); size: clips.
       n_valid: ``(clips,)``, when given, limits each clip's top_db peak to its first ``n_valid`` frames.
+      amin: the floor on the mel power before the dB (``power_to_db``'s; librosa's 1e-10 by default).
 
     Returns:
       ``(size, frames, n_mels or out)`` and whether those clips are all finite.
@@ -233,7 +234,7 @@ def _mel_path(y: jax.Array, start: jax.Array, window: jax.Array, mel_t: jax.Arra
     finite = jnp.all(jnp.isfinite(y))
     if not log:
         return mel, finite
-    return jnp.matmul(_db(mel, 1.0, 1e-10, top_db, n_valid), out_t), finite
+    return jnp.matmul(_db(mel, 1.0, amin, top_db, n_valid), out_t), finite
 
 
 def _run(y: jax.Array, *args: jax.Array | np.ndarray | None, **static: object) -> jax.Array:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import librosa
 import numpy as np
 import pytest
+import scipy.fft
 import scipy.signal
 import soundfile
 
@@ -289,6 +290,15 @@ def test_load_audio_reads_every_corpus_sample(samples_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _front_end_reference(y: np.ndarray) -> np.ndarray:
+    """The front end's MFCCs of a 44.1 kHz signal, composed of the librosa-API pieces: ``mfcc(y, **FRONT_END)`` with
+    ``power_to_db``'s floor at ``FRONT_END_AMIN``."""
+    c = features.FRONT_END
+    mel = features.melspectrogram(y, sr=c["sr"], n_fft=c["n_fft"], hop_length=c["hop_length"], n_mels=c["n_mels"])
+    log_mel = np.asarray(features.power_to_db(mel, amin=features.FRONT_END_AMIN, top_db=80.0), np.float64)
+    return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-2)[: c["n_mfcc"]]
+
+
 def test_clip_mfccs_equals_mfcc_of_each_clip_alone() -> None:
     """Three length buckets; a quiet clip shares its bucket (and batch) with a loud one: no top_db leak."""
     rng = np.random.default_rng(1)
@@ -300,8 +310,26 @@ def test_clip_mfccs_equals_mfcc_of_each_clip_alone() -> None:
     for clip, mfcc in zip(clips, got, strict=True):
         y = scipy.signal.resample_poly(clip / 32768.0, 441, 160).astype(np.float32)
         assert mfcc.shape == (40, 1 + len(y) // 512) and mfcc.dtype == np.float32
-        want = np.asarray(features.mfcc(y, **features.FRONT_END))
+        want = _front_end_reference(y)
+        if np.abs(clip).max() > 3000:  # above -20 dBFS the floor is never reached: librosa's mfcc itself
+            np.testing.assert_allclose(want, features.mfcc(y, **features.FRONT_END), atol=1e-4 * np.abs(want).max())
         np.testing.assert_allclose(mfcc, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_a_gain_moves_only_c0_by_a_constant_down_to_very_quiet_recordings() -> None:
+    """Speech-like audio with pauses of digital silence, peak -20 dBFS, at gains from +20 to -80 dB: c0 moves by the
+    gain times sqrt(n_mels) / ... (a constant per clip), every other coefficient stays (``FRONT_END_AMIN``)."""
+    rng = np.random.default_rng(5)
+    speech = _speech_like(16000, 1.0, rng)
+    y = np.concatenate([np.zeros(8000), speech, np.zeros(12000), speech]).astype(np.float32)
+    y *= 0.1 / np.abs(y).max()
+    gains_db = (20.0, -30.0, -60.0, -80.0)
+    reference, *scaled = features.clip_mfccs([y] + [y * np.float32(10 ** (g / 20)) for g in gains_db])
+    for gain, mfcc in zip(gains_db, scaled):
+        shift = mfcc[0] - reference[0]
+        np.testing.assert_allclose(shift, shift.mean(), atol=1e-2, err_msg=f"{gain} dB")
+        assert shift.mean() == pytest.approx(gain * np.sqrt(features.FRONT_END["n_mels"]), rel=1e-3)
+        np.testing.assert_allclose(mfcc[1:], reference[1:], atol=1e-2, err_msg=f"{gain} dB")
 
 
 @pytest.mark.parametrize("rate", [48000, 8000, 24414])  # 24,414 Hz (TESS): resampled by scipy on the host
@@ -312,7 +340,7 @@ def test_clip_mfccs_other_rates_match_resample_poly(rate: int) -> None:
     g = np.gcd(rate, 44100)
     for clip, mfcc in zip(clips, got, strict=True):
         y = scipy.signal.resample_poly(clip, 44100 // g, rate // g).astype(np.float32)
-        want = np.asarray(features.mfcc(y, **features.FRONT_END))
+        want = _front_end_reference(y)
         assert mfcc.shape == want.shape
         np.testing.assert_allclose(mfcc, want, rtol=0, atol=1e-4 * np.abs(want).max())
 
