@@ -80,6 +80,7 @@ def evaluate(workdirs: list[str], split: str, out: Path) -> int:
 def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
     from emojax.checkpoints import TrainingError
+    from emojax.pretrained import DamagedWeightsError
 
     if FLAGS.audio is None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; audio files go after --audio")
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> int:
         if FLAGS.audio is not None:
             return predict(FLAGS.workdir, [FLAGS.audio, *argv[1:]], FLAGS.json, FLAGS.one_speaker)
         return evaluate(FLAGS.workdir, FLAGS.split, Path(FLAGS.out or Path(FLAGS.workdir[0]) / "eval"))
-    except (FileNotFoundError, TrainingError, ValueError) as e:  # no checkpoint or none usable; shipped weights damaged
+    except (FileNotFoundError, TrainingError, DamagedWeightsError) as e:  # no checkpoint or none usable; no weights
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
 

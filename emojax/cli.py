@@ -225,11 +225,7 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     from emojax.inference import Predictor
 
     if not args.workdir:
-        try:
-            return Predictor.pretrained()
-        except (OSError, ValueError) as e:  # its files missing or damaged: the message says to reinstall
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from e
+        return Predictor.pretrained()  # missing or damaged files: main prints the error, which says to reinstall
     predictor = Predictor.from_workdirs(args.workdir)
     if predictor.speaker_normalization != "none":
         args.parser.error(f"{args.workdir[0]} was trained with speaker normalisation: it needs several recordings "
@@ -306,7 +302,7 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             app = serve.create_app(_predictor(args), max_upload_bytes=int(args.max_upload_mb * 2**20),
                                    max_seconds=args.max_minutes * 60, max_clients=args.max_clients)
-        except ValueError as e:  # a damaged shipped model, or one trained with speaker normalisation
+        except ValueError as e:  # a model trained with speaker normalisation
             print(f"error: {e}", file=sys.stderr, flush=True)
             return 1
         serve.serve(app, sock)
@@ -323,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_cache and os.environ.get("EMOJAX_NO_CACHE", "") in ("", "0"):
         _use_compilation_cache()
     from emojax.checkpoints import TrainingError
+    from emojax.pretrained import DamagedWeightsError
 
     try:
         if args.command == "predict":
@@ -330,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         return _timeline(args)
-    except (FileNotFoundError, TrainingError) as e:  # no checkpoint, or none readable, or unusable
+    except (FileNotFoundError, TrainingError, DamagedWeightsError) as e:  # no checkpoint or none usable; no weights
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

@@ -33,6 +33,10 @@ NAME = "emojax-ser"
 """The shipped model's file name (without extension) in ``WEIGHTS_DIR``."""
 
 
+class DamagedWeightsError(ValueError):
+    """The shipped model's files do not match (a damaged or replaced file, or another version's labels)."""
+
+
 def sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, hex."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -61,8 +65,8 @@ def load(directory: str | Path = WEIGHTS_DIR, name: str = NAME
          ) -> tuple[ml_collections.ConfigDict, dict[str, Any], input_pipeline.Normalization]:
     """The shipped model ``name`` in ``directory``: (config, variables {"params", "batch_stats"}, normalization).
 
-    Raises ``FileNotFoundError`` when its files are missing and ``ValueError`` when the weights' SHA-256 is not the
-    one recorded with them (a damaged or replaced file), or their labels are not this version's ``EMOTIONS``.
+    Raises ``FileNotFoundError`` when its files are missing and ``DamagedWeightsError`` when the weights' SHA-256 is
+    not the one recorded with them (a damaged or replaced file), or their labels are not this version's ``EMOTIONS``.
     """
     directory = Path(directory)
     weights, meta_path = directory / f"{name}.msgpack", directory / f"{name}.json"
@@ -73,10 +77,11 @@ def load(directory: str | Path = WEIGHTS_DIR, name: str = NAME
     meta = json.loads(meta_path.read_text())
     digest = sha256(weights)
     if digest != meta["sha256"]:
-        raise ValueError(f"{weights}: SHA-256 {digest} is not the {meta['sha256']} recorded in {meta_path}; the file "
-                         "is damaged or was replaced: reinstall emojax")
+        raise DamagedWeightsError(f"{weights}: SHA-256 {digest} is not the {meta['sha256']} recorded in "
+                                  f"{meta_path}; the file is damaged or was replaced: reinstall emojax")
     if tuple(meta["labels"]) != EMOTIONS:
-        raise ValueError(f"{meta_path} labels its outputs {meta['labels']}, not this version's {list(EMOTIONS)}")
+        raise DamagedWeightsError(f"{meta_path} labels its outputs {meta['labels']}, not this version's "
+                                  f"{list(EMOTIONS)}")
     arrays = flax.serialization.msgpack_restore(weights.read_bytes())
     return (ml_collections.ConfigDict(meta["config"]), arrays["variables"],
             input_pipeline.Normalization.from_dict(arrays["normalization"]))

@@ -393,7 +393,10 @@ def url(sock: socket.socket) -> str:
 
 
 def _server(app: Starlette) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20, timeout_graceful_shutdown=3))
+    # log_config=None: uvicorn's warnings go to the root logger's handlers (or stderr) instead of a logging.dictConfig
+    # that closes every handler in the process, among them absl's, whose stream may be a replaced sys.stderr.
+    return uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", ws_max_size=1 << 20,
+                                         timeout_graceful_shutdown=3))
 
 
 @contextlib.contextmanager
