@@ -10,7 +10,7 @@ Audio is brought to the training data's form (mono, ``features.SAMPLE_RATE`` = 1
   window holds its audio;
 - a longer recording is cut into windows of ``window_frames`` frames (2.5 s) every half window, the last
   one aligned to the end (``timeline.window_starts``); each window's MFCC (and its per-utterance normalisation,
-  if the config asks for one) is computed from its own samples, in chunks of ``CHUNK_WINDOWS`` windows, so
+  if the config asks for one) is computed from its own samples, in chunks of ``LONG_CHUNK_WINDOWS`` windows, so
   feature and model memory stay bounded however long the file is (only the 16 kHz samples are held whole:
   230 MB per hour).
 
@@ -47,7 +47,10 @@ from emojax.state import make_mesh, model_variables
 from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
                              window_starts)
 
-CHUNK_WINDOWS = 32  # windows whose MFCCs are computed and classified at once
+CHUNK_WINDOWS = 32  # windows the model classifies in one batch
+# Windows of a long recording whose MFCCs are computed (several batches, on the front end's two threads) and then
+# classified together while the next chunk's MFCCs are computed: larger chunks keep both cores busy (8.8 MB of MFCCs).
+LONG_CHUNK_WINDOWS = 256
 PROGRESS_SECONDS = 60.0  # timeline_file shows a progress bar (on a terminal) for recordings longer than this
 _HOP = features.FRONT_END["hop_length"]
 
@@ -209,18 +212,18 @@ class Predictor:
     def _window_rows(self, blocks: Iterable[np.ndarray], starts: np.ndarray
                      ) -> Iterator[tuple[list[input_pipeline.Inputs], np.ndarray]]:
         """The full-clip rows (``_rows``) of the windows of ``window_samples`` at ``starts`` (increasing) of a
-        recording given as 16 kHz ``blocks``, each from its own samples: (rows, their starts) of ``CHUNK_WINDOWS``
-        windows at a time."""
+        recording given as 16 kHz ``blocks``, each from its own samples: (rows, their starts) of
+        ``LONG_CHUNK_WINDOWS`` windows at a time."""
         windows = _cut_windows(blocks, starts, self.window_samples)
-        for first in range(0, len(starts), CHUNK_WINDOWS):
-            chunk = starts[first:first + CHUNK_WINDOWS]
+        for first in range(0, len(starts), LONG_CHUNK_WINDOWS):
+            chunk = starts[first:first + LONG_CHUNK_WINDOWS]
             yield self._rows([next(windows) for _ in chunk]), chunk
 
     def _pieces(self, audio: np.ndarray
                 ) -> Iterator[tuple[list[input_pipeline.Inputs], np.ndarray, list[tuple[float, float]]]]:
         """The rows a recording's prediction sees (module docstring), from 16 kHz mono ``audio``: (full-clip rows
         (``_rows``); window offsets into each; the windows' (start, end) seconds), once for a clip, chunk after chunk
-        of ``CHUNK_WINDOWS`` windows for a longer recording."""
+        of ``LONG_CHUNK_WINDOWS`` windows for a longer recording."""
         c, rate = self.config, features.SAMPLE_RATE
         frame_seconds = _HOP / features.MFCC_SAMPLE_RATE
         duration = len(audio) / rate
@@ -365,7 +368,7 @@ class Predictor:
                   speaker: input_pipeline.Statistics | None) -> Timeline:
         """The timeline of a recording of ``samples`` at 16 kHz whose ``frame_levels`` are ``levels`` and
         whose samples ``blocks()`` gives (called once, after silence is decided, when some window holds speech):
-        windows every ``step`` samples, the non-silent ones classified ``CHUNK_WINDOWS`` at a time."""
+        windows every ``step`` samples, the non-silent ones classified ``LONG_CHUNK_WINDOWS`` at a time."""
         size = self.window_samples
         starts = window_starts(samples, size, step)
         silent = silent_windows(levels, starts, size, *silence)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile
 
 from emojax import inference
@@ -68,7 +69,8 @@ def save_page(driver: webdriver.Chrome, path: Path, width: int = 1200) -> None:
 def listen(driver: webdriver.Chrome, url: str, seconds: float, picture: Path | None = None) -> dict:
     """Opens the page, presses Listen, waits until the windows reach ``seconds`` of audio (then takes the
     screenshot ``picture``), presses Stop and returns the page's ``emojaxLive``: ``shown`` ({start_seconds, emotion} of each
-    window) and the browser's and the server's latencies (ms)."""
+    window), ``windows`` (the server's messages: start_seconds, probabilities or null) and the browser's and the
+    server's latencies (ms)."""
     driver.get(url)
     wait_for(driver, "window.Plotly && document.getElementById('live-note').textContent", 30)
     driver.find_element("id", "listen").click()
@@ -77,23 +79,25 @@ def listen(driver: webdriver.Chrome, url: str, seconds: float, picture: Path | N
         save_page(driver, picture)
     driver.find_element("id", "listen").click()
     wait_for(driver, "document.getElementById('listen-status').textContent.startsWith('Stopped')", 15)
-    return driver.execute_script("return {shown: emojaxLive.shown, latencies: emojaxLive.latencies, "
-                                 "server: emojaxLive.serverLatencies}")
+    return driver.execute_script("return {shown: emojaxLive.shown, windows: emojaxLive.windows, "
+                                 "latencies: emojaxLive.latencies, server: emojaxLive.serverLatencies}")
 
 
-def agreement(shown: list[dict], offline: list) -> tuple[float, int]:
-    """The best fraction, over shifts of 0-2 hops, of the stream's windows whose emotion is that of the offline
-    window starting that much later, over the windows where both hold speech; and the shift. The stream's first
-    sample is a little into the recording: the fake microphone starts playing when the page opens it, before the
-    page is connected."""
-    starts = {round(w.start_seconds / HOP): w for w in offline}
-    best = (0.0, 0)
-    for shift in range(3):
-        pairs = [(w["emotion"], starts[round(w["start_seconds"] / HOP) + shift].emotion) for w in shown
-                 if w["start_seconds"] % HOP == 0 and round(w["start_seconds"] / HOP) + shift in starts]
-        pairs = [(a, b) for a, b in pairs if SILENCE not in (a, b)]
-        if pairs:
-            best = max(best, (float(np.mean([a == b for a, b in pairs])), shift))
+def distance(windows: list[dict], predictor: inference.Predictor, audio: np.ndarray, rate: int
+             ) -> tuple[float, float]:
+    """The smallest, over where in ``audio`` the stream began (every 0.05 s of its first second: the fake microphone
+    starts playing when the page opens it, before the page is connected), mean total-variation distance between the
+    probabilities of the stream's windows and those of the offline timeline's windows of the audio from there, over
+    the windows where both hold speech; and that start (seconds)."""
+    best = (np.inf, 0.0)
+    for begin in np.arange(0.0, 1.0, 0.05):
+        offline = {round(w.start_seconds / HOP): w.probabilities for w in
+                   predictor.timeline(audio[round(begin * rate):], rate, hop=HOP).windows if w.emotion != SILENCE}
+        gaps = [0.5 * sum(abs(w["probabilities"][e] - offline[k][e]) for e in w["probabilities"])
+                for w in windows if w["probabilities"] and w["start_seconds"] % HOP == 0
+                and (k := round(w["start_seconds"] / HOP)) in offline]
+        if gaps:
+            best = min(best, (float(np.mean(gaps)), float(begin)))
     return best
 
 
@@ -142,17 +146,21 @@ def screenshots(tmp_path_factory) -> Path:
 
 def test_listen_and_a_recording_in_chromium(server, screenshots, tmp_path):
     audio = speech_recording(("anger", "sadness"), clips=2, gap_seconds=2.5)[:-int(2.5 * RATE)]  # ends in speech
+    # At 48 kHz, the rate Chromium captures at, so that only the page's resampler stands between file and stream.
     wav = tmp_path / "anger then sadness.wav"
-    soundfile.write(wav, audio, RATE, subtype="PCM_16")
+    soundfile.write(wav, scipy.signal.resample_poly(audio, 3, 1), 3 * RATE, subtype="PCM_16")
+    samples, rate = soundfile.read(wav, dtype="float32")
     predictor = inference.Predictor.pretrained()
-    offline = predictor.timeline(audio, RATE, hop=HOP).windows
+    offline = predictor.timeline(samples, rate, hop=HOP).windows
     driver = chromium(wav)
     try:
         live = listen(driver, server, len(audio) / RATE - 0.3, screenshots / "listen.png")
-        # The shown emotions: those of the offline timeline of the same audio, silence in the pause, and a prompt
-        # page.
-        fraction, shift = agreement(live["shown"], offline)
-        assert fraction >= 0.8, (fraction, live["shown"])
+        # The stream's probabilities are those of the offline timeline of the same audio up to the page's resampling
+        # (mean total-variation distance about 0.05; another recording of the same kind, this one reversed, or this
+        # one low-passed at 4 kHz give 0.22-0.43).
+        gap, begin = distance(live["windows"], predictor, samples, rate)
+        print(f"live against offline: mean total-variation distance {gap:.3f}, the stream from {begin:.2f} s")
+        assert gap <= 0.12, (gap, live["shown"])
         assert any(w["emotion"] == SILENCE for w in live["shown"][:len(offline)])
         assert np.median(live["latencies"]) < 1000, live["latencies"]
 
