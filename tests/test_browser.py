@@ -23,6 +23,8 @@ import scipy.signal
 import soundfile
 
 from emojax import inference
+from emojax.audio import resample
+from emojax.labels import EMOTIONS
 from emojax.timeline import SILENCE
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -83,22 +85,22 @@ def listen(driver: webdriver.Chrome, url: str, seconds: float, picture: Path | N
                                  "latencies: emojaxLive.latencies, server: emojaxLive.serverLatencies}")
 
 
-def distance(windows: list[dict], predictor: inference.Predictor, audio: np.ndarray, rate: int
-             ) -> tuple[float, float]:
-    """The smallest, over where in ``audio`` the stream began (every 0.05 s of its first second: the fake microphone
-    starts playing when the page opens it, before the page is connected), mean total-variation distance between the
-    probabilities of the stream's windows and those of the offline timeline's windows of the audio from there, over
-    the windows where both hold speech; and that start (seconds)."""
-    best = (np.inf, 0.0)
-    for begin in np.arange(0.0, 1.0, 0.05):
-        offline = {round(w.start_seconds / HOP): w.probabilities for w in
-                   predictor.timeline(audio[round(begin * rate):], rate, hop=HOP).windows if w.emotion != SILENCE}
-        gaps = [0.5 * sum(abs(w["probabilities"][e] - offline[k][e]) for e in w["probabilities"])
-                for w in windows if w["probabilities"] and w["start_seconds"] % HOP == 0
-                and (k := round(w["start_seconds"] / HOP)) in offline]
-        if gaps:
-            best = min(best, (float(np.mean(gaps)), float(begin)))
-    return best
+def distance(windows: list[dict], predictor: inference.Predictor, audio: np.ndarray) -> tuple[float, float]:
+    """How far the stream's window probabilities are from those of the same windows of ``audio`` (16 kHz) classified
+    offline: the median, over the stream's speech windows, of the total-variation distance between a window's
+    probabilities and those of the closest offline window starting within 60 ms of it, the stream taken to begin
+    where in ``audio``'s first second (every 10 ms) this median is smallest. The fake microphone starts playing when
+    the page opens it, before the page is connected, and on a busy machine its capture can drop or repeat a few ms
+    (the windows holding such a gap differ more). Returns the median and that start (seconds)."""
+    step, slack = 0.01, 6  # seconds between the offline starts; how many steps a window may sit off the stream's
+    speech = [w for w in windows if w["probabilities"] and w["start_seconds"] % HOP == 0]
+    size = predictor.window_samples
+    starts = [round((w["start_seconds"] + d * step) * RATE) for w in speech for d in range(round(1 / step) + slack)]
+    offline = predictor.classify_windows([audio[s:s + size] for s in starts]).reshape(len(speech), -1, len(EMOTIONS))
+    stream = np.array([[w["probabilities"][e] for e in EMOTIONS] for w in speech])
+    gaps = 0.5 * np.abs(offline - stream[:, None]).sum(-1)  # (windows, offline starts)
+    near = np.stack([np.median(gaps[:, b:b + 2 * slack + 1].min(1)) for b in range(gaps.shape[1] - 2 * slack)])
+    return float(near.min()), (int(near.argmin()) + slack) * step
 
 
 def emojax_serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, list[str]]:
@@ -149,18 +151,22 @@ def test_listen_and_a_recording_in_chromium(server, screenshots, tmp_path):
     # At 48 kHz, the rate Chromium captures at, so that only the page's resampler stands between file and stream.
     wav = tmp_path / "anger then sadness.wav"
     soundfile.write(wav, scipy.signal.resample_poly(audio, 3, 1), 3 * RATE, subtype="PCM_16")
-    samples, rate = soundfile.read(wav, dtype="float32")
     predictor = inference.Predictor.pretrained()
-    offline = predictor.timeline(samples, rate, hop=HOP).windows
+    samples = resample(*soundfile.read(wav, dtype="float32"), RATE)  # as the offline timeline reads the file
+    offline = predictor.timeline(samples, RATE, hop=HOP).windows
     driver = chromium(wav)
     try:
         live = listen(driver, server, len(audio) / RATE - 0.3, screenshots / "listen.png")
-        # The stream's probabilities are those of the offline timeline of the same audio up to the page's resampling
-        # (mean total-variation distance about 0.05; another recording of the same kind, this one reversed, or this
-        # one low-passed at 4 kHz give 0.22-0.43).
-        gap, begin = distance(live["windows"], predictor, samples, rate)
-        print(f"live against offline: mean total-variation distance {gap:.3f}, the stream from {begin:.2f} s")
-        assert gap <= 0.12, (gap, live["shown"])
+        # The stream's probabilities are those of the same windows classified offline, up to the page's resampling:
+        # a median total-variation distance of 0.01-0.02, also with both cores busy training a model. Other audio is
+        # far: this recording at 16 kHz (without the 48 kHz file's low-pass near 8 kHz) 0.06, another recording of
+        # the same kind or this one reversed 0.16-0.29, this one low-passed at 4 kHz 0.34.
+        gap, begin = distance(live["windows"], predictor, samples)
+        print(f"live against offline: median total-variation distance {gap:.3f}, the stream from {begin:.2f} s")
+        assert gap <= 0.1, (gap, live["shown"])
+        top = {w["start_seconds"]: max(w["probabilities"], key=w["probabilities"].get) if w["probabilities"] else SILENCE
+               for w in live["windows"]}
+        assert [s["emotion"] for s in live["shown"]] == [top[s["start_seconds"]] for s in live["shown"]]
         assert any(w["emotion"] == SILENCE for w in live["shown"][:len(offline)])
         assert np.median(live["latencies"]) < 1000, live["latencies"]
 
