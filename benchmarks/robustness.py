@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.signal
 
-from emojax import audio, prepared
+from emojax import audio, metrics, prepared
 from emojax.inference import Predictor
 from emojax.labels import EMOTIONS
 
@@ -75,10 +75,6 @@ VERSIONS: dict[str, Callable[[np.ndarray, np.random.Generator], dict[str, np.nda
     "gain": gains, "noise": noises, "telephone": telephone}
 
 
-def _unweighted(predicted: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", action="append", help="a train.py run (repeat for an ensemble); default: the "
@@ -93,7 +89,7 @@ def main() -> None:
         parser.error(f"--versions: unknown {', '.join(sorted(unknown))}; choose from {', '.join(VERSIONS)}")
 
     predictor = Predictor.from_workdirs(args.workdir) if args.workdir else Predictor.pretrained()
-    predicted: dict[str, list[int]] = {}
+    probabilities: dict[str, list[list[float]]] = {}
     labels: list[int] = []
     for name in args.corpora.split(","):
         split = prepared.load_split(name, args.split, args.data_dir, keys=("audio", "label"))
@@ -106,19 +102,18 @@ def main() -> None:
                 versions.update(VERSIONS[kind](y, rng))
             for version, changed in versions.items():
                 result = predictor.predict(changed, audio.SAMPLE_RATE)
-                predicted.setdefault(version, []).append(EMOTIONS.index(result.emotion))
-    labels_array = np.asarray(labels)
-    stored = np.asarray(predicted["as stored"])
+                probabilities.setdefault(version, []).append([result.probabilities[e] for e in EMOTIONS])
+    stored = np.argmax(probabilities["as stored"], axis=1)
     model = ", ".join(args.workdir) if args.workdir else "the shipped model"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{datetime.date.today()}, {cores} CPU cores, {platform.machine()}; {model}; {len(labels)} clips of "
           f"{args.corpora} ({args.split} split, data {args.data_dir or prepared.default_data_dir()})\n")
     print("| version | same emotion as stored % | accuracy % | UA % |")
     print("|---|---:|---:|---:|")
-    for version, values in predicted.items():
-        values = np.asarray(values)
-        print(f"| {version} | {100 * np.mean(values == stored):.1f} | {100 * np.mean(values == labels_array):.1f} | "
-              f"{100 * _unweighted(values, labels_array):.1f} |")
+    for version, probs in probabilities.items():
+        figures = metrics.classification_metrics(np.asarray(labels), np.asarray(probs))
+        print(f"| {version} | {100 * np.mean(np.argmax(probs, axis=1) == stored):.1f} | "
+              f"{100 * figures['accuracy']:.1f} | {100 * figures['unweighted_accuracy']:.1f} |")
 
 
 if __name__ == "__main__":
