@@ -1,8 +1,9 @@
-"""The builder logic the five emojax TFDS builders share, and ``build``.
+"""The builder logic the emojax TFDS builders share, and ``build``.
 
 Each folder ``datasets/<corpus>/`` holds a ``Builder`` with only what is particular to its corpus: how a
 file name is parsed (``CorpusBuilder.parse``), which speakers go to which split (``SPLIT_SPEAKERS``), the download
-instructions, README and citation. Everything else lives here, once: planning a build from the recordings under the
+instructions, README and citation (a user's own corpus, ``datasets/custom``, is planned from its folders or CSV
+manifest by ``emojax.custom``). Everything else lives here, once: planning a build from the recordings under the
 manual dir (found and decoded by ``emojax.recordings``, in any layout and inside ``.zip`` archives), duplicate
 detection, skipping bad files with a warning that names them, the example features (the same in all builders), MFCCs
 in jitted, length-bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the
@@ -37,7 +38,7 @@ from absl import logging
 
 from emojax import features
 from emojax.labels import EMOTIONS
-from emojax.prepared import SPLITS, STRING_FEATURES, VERSION, dataset_name, default_data_dir
+from emojax.prepared import SPLITS, STRING_FEATURES, VERSION, corpus_name, dataset_name, default_data_dir
 from emojax.recordings import CORRUPT_ZIP, AudioFile, find_audio_files, read_recording, skip_reason
 
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
@@ -47,8 +48,8 @@ BUILD_EXTRA: tuple[str, ...] = ("tensorflow", "apache_beam", "mlcroissant")
 _CHUNK = 1024  # clips decoded and sent to clip_mfccs at a time (fewer, fuller length buckets than 256)
 
 
-def example_features() -> tfds.features.FeaturesDict:
-    """The features of every emojax example (all five builders)."""
+def example_features(label_names: Sequence[str] = EMOTIONS) -> tfds.features.FeaturesDict:
+    """The features of every emojax example (all builders); ``label`` has the classes ``label_names``."""
     raw = tfds.features.Encoding.BYTES  # raw array bytes: ~50x faster to write and read than number lists
     text = {key: tfds.features.Text() for key in STRING_FEATURES}
     return tfds.features.FeaturesDict({
@@ -59,7 +60,7 @@ def example_features() -> tfds.features.FeaturesDict:
         "pitch": tfds.features.Tensor(shape=(features.PITCH_ROWS, None), dtype=np.float32, encoding=raw,
                                       doc="emojax.features.clip_pitch of the audio: log2 f0 and periodicity, "
                                           "(2, frames) on the MFCC frames"),
-        "label": tfds.features.ClassLabel(names=EMOTIONS),
+        "label": tfds.features.ClassLabel(names=label_names),
         **text,
     })
 
@@ -70,12 +71,14 @@ class Recording:
 
     Attributes:
       key: the recording's id, unique in its corpus and the same in every copy/layout, e.g. ``DC_a01``.
-      speaker: corpus-local speaker id, e.g. ``"07"`` (stored as ``"<corpus>/07"``).
+      speaker: corpus-local speaker id, e.g. ``"07"`` (stored as ``"<corpus>/07"``); ``""`` where unknown (stored so).
       gender: ``"male"``, ``"female"`` or ``"unknown"``.
-      emotion: one of ``EMOTIONS``.
+      emotion: its class, one of the builder's ``label_names`` (``EMOTIONS`` but for a user's corpus).
       original_label: the corpus's own emotion code, e.g. ``"ps"``.
       intensity: emotional intensity as the corpus names it, ``""`` where none.
       text: sentence or word id, ``""`` where none.
+      source: where the metadata was read when not from the file's name, e.g. ``labels.csv row 7`` (named when the
+        file is skipped).
     """
 
     key: str
@@ -85,22 +88,31 @@ class Recording:
     original_label: str
     intensity: str = ""
     text: str = ""
+    source: str = ""
 
 
 @dataclasses.dataclass
 class BuildReport:
-    """What a build found, built and skipped (printed at the end, kept in ``metadata.json``)."""
+    """What a build found, built and skipped, and its warnings (printed at the end, kept in ``metadata.json``);
+    ``labels`` are the class names counted."""
 
     found: int = 0
     ignored: list[str] = dataclasses.field(default_factory=list)
     skipped: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (file, reason, detail)
     counts: dict[str, collections.Counter] = dataclasses.field(
         default_factory=lambda: {split: collections.Counter() for split in SPLITS})
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    labels: tuple[str, ...] = EMOTIONS
 
     def skip(self, file: str, reason: str, detail: str) -> None:
         """Records a skipped file and warns, naming it."""
         self.skipped.append((file, reason, detail))
         _warn_skipped(file, reason, detail)
+
+    def warn(self, message: str) -> None:
+        """Records a warning about the whole build (repeated at its end) and logs it."""
+        self.warnings.append(message)
+        logging.warning("%s", message)
 
     @property
     def built(self) -> int:
@@ -118,9 +130,9 @@ class BuildReport:
 
     def table(self) -> str:
         """Per-split, per-label example counts as a text table."""
-        width = max(len(e) for e in EMOTIONS)
+        width = max(len(e) for e in self.labels + ("total",))
         rows = [f"{'':{width}} " + " ".join(f"{s:>10}" for s in SPLITS) + f" {'total':>10}"]
-        for emotion in EMOTIONS + ("total",):
+        for emotion in self.labels + ("total",):
             cells = [sum(c.values()) if emotion == "total" else c[emotion] for c in self.counts.values()]
             rows.append(f"{emotion:{width}} " + " ".join(f"{n:>10}" for n in cells) + f" {sum(cells):>10}")
         return "\n".join(rows)
@@ -133,6 +145,7 @@ class BuildReport:
             "skipped": [{"file": f, "reason": r, "detail": d} for f, r, d in self.skipped],
             "ignored": self.ignored,
             "counts": {split: dict(sorted(c.items())) for split, c in self.counts.items()},
+            "warnings": self.warnings,
         }
 
 
@@ -158,7 +171,7 @@ class Clip:
 def _clip(corpus: str, file: AudioFile, recording: Recording, audio: np.ndarray) -> Clip:
     """The clip of ``recording`` (read from ``file``), ``audio`` its ``(samples,)`` int16 samples."""
     return Clip(f"{corpus}/{recording.key}", audio, recording.emotion, {
-        "speaker": f"{corpus}/{recording.speaker}",
+        "speaker": f"{corpus}/{recording.speaker}" if recording.speaker else "",
         "gender": recording.gender,
         "corpus": corpus,
         "original_label": recording.original_label,
@@ -203,13 +216,23 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         super().__init__(file_format=file_format, **kwargs)
         if file_format is None and not (self.data_path / "dataset_info.json").exists():  # new: ArrayRecord
             self.info.set_file_format(tfds.core.FileFormat.ARRAY_RECORD, override=True)
-        self.report = BuildReport()
+        self.report = BuildReport(labels=self.label_names)
         self._on_beam = False  # whether the build was asked to run on Apache Beam (set by _download_and_prepare)
         self._beam_reports: dict[str, tfds.core.Path] = {}  # on Beam: the workers' report file of each split
 
+    @property
+    def corpus(self) -> str:
+        """The ``corpus`` its examples store (and their keys' and speakers' prefix): ``CORPUS``."""
+        return self.CORPUS
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The classes of ``label``, in label order: ``EMOTIONS``."""
+        return EMOTIONS
+
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=example_features(),
+            features=example_features(self.label_names),
             supervised_keys=("mfcc", "label"),
             homepage=self.HOMEPAGE,
             metadata=tfds.core.MetadataDict(),
@@ -232,7 +255,7 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         yield from flush()
 
     def _download_and_prepare(self, dl_manager: tfds.download.DownloadManager, download_config: Any) -> None:
-        self.report = BuildReport()
+        self.report = BuildReport(labels=self.label_names)
         self._on_beam = download_config.beam_runner is not None or download_config.beam_options is not None
         self._beam_reports = {}
         super()._download_and_prepare(dl_manager=dl_manager, download_config=download_config)
@@ -246,13 +269,81 @@ class EmojaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     "again without --beam_pipeline_options, with direct_num_workers=1, or on another runner")
         self.info.metadata["build"] = self.report.as_metadata()
         on = " (on Apache Beam)" if self._beam_reports else ""
-        print(f"\n{self.name}{on}: {self.report.summary()}\n{self.report.table()}", flush=True)
+        warnings = "".join(f"\nwarning: {message}" for message in self.report.warnings)
+        print(f"\n{self.name}{on}: {self.report.summary()}\n{self.report.table()}{warnings}", flush=True)
 
 
-class CorpusBuilder(EmojaxBuilder, skip_registration=True):
-    """Base of the four real corpora: recordings from the manual dir in any of the usual layouts."""
+Plan = dict[str, list[tuple[AudioFile, Recording]]]
+"""A build's plan: each split's files and what they are, in build order."""
+
+
+class ManualBuilder(EmojaxBuilder, skip_registration=True):
+    """Base of the builders of recordings in the manual dir: plans the build (``_plan``), then decodes the files and
+    computes their MFCCs, plainly or on Apache Beam."""
 
     MANUAL_DOWNLOAD_INSTRUCTIONS: ClassVar[str]
+
+    @abc.abstractmethod
+    def _plan(self, root: Path) -> Plan:
+        """The files under ``root`` to build, by split; those left out recorded in ``self.report``."""
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
+        root = Path(dl_manager.manual_dir)
+        plan = self._plan(root)
+        for split in SPLITS:
+            if not plan[split]:
+                logging.warning("%s: no recordings for the %s split in %s; the split is left out",
+                                self.name, split, root)
+        planned = {split: items for split, items in plan.items() if items}
+        if self._on_beam:
+            from emojax.beam import _beam_split  # emojax.beam imports this module: imported here, for Beam builds
+
+            self._beam_reports = {split: self.data_path / f"{split}-build-report.json" for split in planned}
+            return {split: _beam_split(items, self.corpus, os.fspath(self._beam_reports[split]))
+                    for split, items in planned.items()}
+        return {split: self._generate_examples(split, self._clips(split, items)) for split, items in planned.items()}
+
+    def _process_pipeline_result(self, pipeline_result: Any) -> None:
+        """After a Beam build: adds the workers' skips (they warned) and counts to the report, in plain-build order."""
+        del pipeline_result  # the records are in the report files
+        for split, path in self._beam_reports.items():
+            records = sorted(json.loads(path.read_text()), key=lambda record: record[0])
+            path.unlink()
+            for _, skipped, counts in records:
+                self.report.skipped += [tuple(skip) for skip in skipped]
+                self.report.counts[split].update(counts)
+
+    def _clips(self, split: str, items: Sequence[tuple[AudioFile, Recording]]) -> Iterator[Clip]:
+        """Decodes ``items`` (threads, one chunk ahead) and yields their clips; bad files are skipped."""
+        workers = max(1, min(4, os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            def submit(start: int) -> list[concurrent.futures.Future]:
+                return [pool.submit(read_recording, file) for file, _ in items[start : start + _CHUNK]]
+
+            bar = tfds.core.utils.tqdm(total=len(items), desc=f"{self.name}: decoding", unit=" files", leave=False)
+            decoded = 0
+            ahead = submit(0)
+            for start in range(0, len(items), _CHUNK):
+                done, ahead = ahead, submit(start + _CHUNK)
+                for (file, recording), future in zip(items[start : start + _CHUNK], done):
+                    bar.update(1)
+                    try:
+                        audio = future.result()
+                    except features.AudioFileError as e:
+                        where = f"{recording.source}: " if recording.source else ""
+                        self.report.skip(file.name, skip_reason(e), f"{where}{e}")
+                        continue
+                    decoded += 1
+                    yield _clip(self.corpus, file, recording, audio)
+            bar.close()
+        if not decoded:
+            raise ValueError(f"none of the {len(items)} recording(s) of the {split} split could be decoded (see the "
+                             f"warnings above, e.g. {self.report.skipped[-1][0]}); replace the files and build again")
+
+
+class CorpusBuilder(ManualBuilder, skip_registration=True):
+    """Base of the four real corpora: recordings from the manual dir in any of the usual layouts, named as the
+    corpus names them."""
 
     @classmethod
     @abc.abstractmethod
@@ -273,34 +364,11 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
         return next((split for split, speakers in cls.SPLIT_SPEAKERS.items() if recording.speaker in speakers),
                     "train")
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
-        root = Path(dl_manager.manual_dir)
-        plan = self.plan(root, self.report)
-        for split in SPLITS:
-            if not plan[split]:
-                logging.warning("%s: no recordings for the %s split in %s; the split is left out",
-                                self.name, split, root)
-        planned = {split: items for split, items in plan.items() if items}
-        if self._on_beam:
-            from emojax.beam import _beam_split  # emojax.beam imports this module: imported here, for Beam builds
-
-            self._beam_reports = {split: self.data_path / f"{split}-build-report.json" for split in planned}
-            return {split: _beam_split(items, self.CORPUS, os.fspath(self._beam_reports[split]))
-                    for split, items in planned.items()}
-        return {split: self._generate_examples(split, self._clips(split, items)) for split, items in planned.items()}
-
-    def _process_pipeline_result(self, pipeline_result: Any) -> None:
-        """After a Beam build: adds the workers' skips (they warned) and counts to the report, in plain-build order."""
-        del pipeline_result  # the records are in the report files
-        for split, path in self._beam_reports.items():
-            records = sorted(json.loads(path.read_text()), key=lambda record: record[0])
-            path.unlink()
-            for _, skipped, counts in records:
-                self.report.skipped += [tuple(skip) for skip in skipped]
-                self.report.counts[split].update(counts)
+    def _plan(self, root: Path) -> Plan:
+        return self.plan(root, self.report)
 
     @classmethod
-    def plan(cls, root: Path, report: BuildReport) -> dict[str, list[tuple[AudioFile, Recording]]]:
+    def plan(cls, root: Path, report: BuildReport) -> Plan:
         """Discovers, parses and de-duplicates the recordings under ``root``; assigns each to its split.
 
         Misnamed files and second copies are recorded in ``report`` (with a warning each).
@@ -328,7 +396,7 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
             report.skip(name, CORRUPT_ZIP, detail)
         for name, reason in misnamed:
             report.skip(name, "misnamed", reason)
-        plan: dict[str, list[tuple[AudioFile, Recording]]] = {split: [] for split in SPLITS}
+        plan: Plan = {split: [] for split in SPLITS}
         first: dict[str, str] = {}
         for file, recording in parsed:
             if recording.key in first:
@@ -337,32 +405,6 @@ class CorpusBuilder(EmojaxBuilder, skip_registration=True):
             first[recording.key] = file.name
             plan[cls.split_of(recording)].append((file, recording))
         return plan
-
-    def _clips(self, split: str, items: Sequence[tuple[AudioFile, Recording]]) -> Iterator[Clip]:
-        """Decodes ``items`` (threads, one chunk ahead) and yields their clips; bad files are skipped."""
-        workers = max(1, min(4, os.cpu_count() or 1))
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            def submit(start: int) -> list[concurrent.futures.Future]:
-                return [pool.submit(read_recording, file) for file, _ in items[start : start + _CHUNK]]
-
-            bar = tfds.core.utils.tqdm(total=len(items), desc=f"{self.name}: decoding", unit=" files", leave=False)
-            decoded = 0
-            ahead = submit(0)
-            for start in range(0, len(items), _CHUNK):
-                done, ahead = ahead, submit(start + _CHUNK)
-                for (file, recording), future in zip(items[start : start + _CHUNK], done):
-                    bar.update(1)
-                    try:
-                        audio = future.result()
-                    except features.AudioFileError as e:
-                        self.report.skip(file.name, skip_reason(e), str(e))
-                        continue
-                    decoded += 1
-                    yield _clip(self.CORPUS, file, recording, audio)
-            bar.close()
-        if not decoded:
-            raise ValueError(f"none of the {len(items)} recording(s) of the {split} split could be decoded (see the "
-                             f"warnings above, e.g. {self.report.skipped[-1][0]}); replace the files and build again")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -394,11 +436,13 @@ def builder_class(name: str) -> type[EmojaxBuilder]:
 
 
 def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = None,
-          file_format: str | None = None, beam_pipeline_options: str | None = None) -> None:
-    """Builds dataset ``name`` (same result as ``tfds build datasets/<name> --manual_dir ...``).
+          file_format: str | None = None, beam_pipeline_options: str | None = None,
+          builder_config: dict[str, Any] | None = None) -> None:
+    """Builds dataset ``name`` (same result as ``tfds build datasets/<name> --manual_dir ...``; for a user's corpus
+    ``"custom/<c>"``, as ``tfds build datasets/custom --config '{"name": "<c>", ...}' --manual_dir ...``).
 
     Args:
-      name: one of ``emojax.prepared.BUILDERS``.
+      name: one of ``emojax.prepared.BUILDERS``, or ``"custom/<c>"``: a user's corpus named ``<c>``.
       manual_dir: the downloaded corpus (not needed for ``synthetic_prosody``).
       data_dir: where to write; default ``default_data_dir()``.
       file_format: ``"array_record"`` (default for new builds) or ``"tfrecord"``.
@@ -407,12 +451,20 @@ def build(name: str, *, manual_dir: str | None = None, data_dir: str | None = No
         temp_location=gs://B/tmp"``: the real corpora's files are then decoded and their MFCCs computed on the
         workers (which need emojax installed). The same data either way; on one machine the plain build is
         faster (BENCHMARKS.md).
+      builder_config: for ``"custom/<c>"``, the fields of its config but the name (``emojax.custom.CustomConfig``),
+        e.g. ``{"manifest": "labels.csv"}``.
 
     Raises:
       MissingBuildExtra: the ``build`` extra is not installed.
+      ValueError: a bad name or ``builder_config`` (the message says what to change).
     """
     require_build_extra()
-    builder = builder_class(name)(data_dir=data_dir or default_data_dir(), file_format=file_format)
+    folder, _, corpus = name.partition("/")
+    if builder_config is not None and not corpus:
+        raise ValueError(f"builder_config is for a corpus of yours, 'custom/<name>'; {name!r} takes none")
+    cls = builder_class(folder)
+    config = cls.builder_config_cls(**{**(builder_config or {}), "name": corpus_name(name)}) if corpus else None
+    builder = cls(data_dir=data_dir or default_data_dir(), file_format=file_format, config=config)
     config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     if beam_pipeline_options:
         import apache_beam as beam

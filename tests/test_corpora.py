@@ -13,6 +13,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -353,6 +354,52 @@ def test_load_split_errors_say_what_to_do(ravdess_build: Path, tmp_path: Path) -
         prepared.load_split("ravdess", "train", str(ravdess_build), keys=("mfcc", "energy"))
     with pytest.raises(ValueError, match="unknown emojax dataset 'iemocap'"):
         prepared.load_split("iemocap", "train", str(ravdess_build))
+
+
+def test_names_of_a_corpus_of_ones_own(ravdess_build: Path, tmp_path: Path) -> None:
+    """``"custom/<name>"`` works wherever a dataset name does; an unbuilt one says which command builds it."""
+    assert prepared.dataset_name("custom/mycorpus") == "emojax_custom/mycorpus"
+    assert prepared.dataset_dir("custom/mycorpus", "/d") == Path("/d/emojax_custom/mycorpus/1.3.0")
+    assert prepared.dataset_dir("tess", "/d") == Path("/d/emojax_tess/1.3.0")
+    assert [prepared.corpus_name(n) for n in ("custom/my-corpus.v2", "tess")] == ["my-corpus.v2", "tess"]
+    assert not prepared.is_prepared("custom/mycorpus", str(tmp_path))
+    config = """'{"name": "mycorpus"}'"""
+    command = f"`tfds build datasets/custom --manual_dir DIR --config {config} --data_dir {tmp_path}`"
+    for read in (lambda: prepared.load_split("custom/mycorpus", "train", str(tmp_path)),
+                 lambda: prepared.label_names("custom/mycorpus", str(tmp_path))):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"emojax_custom/mycorpus is not built in {tmp_path}: run "
+                                                              f"{command}, with the config fields")):
+            read()
+    assert prepared.build_command("savee") == "tfds build datasets/savee --manual_dir DIR"
+    assert prepared.label_names("ravdess", str(ravdess_build)) == EMOTIONS
+    with pytest.raises(ValueError, match="'savee' is the name of a built-in emojax dataset"):
+        prepared.dataset_name("custom/savee")
+    with pytest.raises(ValueError, match="name the corpus built with datasets/custom: 'custom/<name>'"):
+        prepared.is_prepared("custom", str(tmp_path))
+    with pytest.raises(ValueError, match=r"unknown emojax dataset 'mycorpus'; .* or 'custom/<name>'"):
+        prepared.dataset_name("mycorpus")
+    with pytest.raises(ValueError, match="builder_config is for a corpus of yours"):
+        corpora.build("ravdess", manual_dir=str(RAVDESS_DUMMY), data_dir=str(tmp_path), builder_config={})
+
+
+@pytest.mark.parametrize("raw, emotion", [
+    ("angry", "anger"), ("Anger", "anger"), ("ANG", "anger"), ("happy", "happiness"), ("HAP", "happiness"),
+    ("Joy", "happiness"), ("sadness", "sadness"), ("SAD", "sadness"), ("fearful", "fear"), ("FEA", "fear"),
+    ("scared", "fear"), ("disgusted", "disgust"), ("DIS", "disgust"), ("surprised", "surprise"), ("ps", "surprise"),
+    ("Pleasant Surprise", "surprise"), ("pleasant-surprised", "surprise"), ("NEU", "neutral"), ("Calm", "calm"),
+    ("CAL", "calm"), ("mad", None), ("a", None), ("W", None), ("bored", None), ("excited", None), ("", None),
+])
+def test_canonical_spellings_of_the_emotions(raw: str, emotion: str | None) -> None:
+    assert labels.canonical(raw) == emotion
+
+
+def test_canonical_agrees_with_the_corpora_codes() -> None:
+    """Every emotion spells itself, and the corpora's word codes (CREMA-D, TESS) spell their emotion; single-letter
+    and numeric codes (SAVEE, RAVDESS) are not guessed."""
+    assert [labels.canonical(e) for e in EMOTIONS] == list(EMOTIONS)
+    for codes in (labels.CREMA_D, labels.TESS):
+        assert {code: labels.canonical(code) for code in codes} == codes
+    assert {labels.canonical(code) for code in [*labels.RAVDESS, "a", "d", "f", "h", "n"]} == {None}
 
 
 def test_default_data_dir_follows_tfds(monkeypatch: pytest.MonkeyPatch) -> None:
