@@ -6,7 +6,9 @@
     python eval.py --workdir DIR1 --workdir DIR2 ... --out OUT [--split test]   # an ensemble's metrics, OUT/
 
 Metrics mode restores the best checkpoint, evaluates it on ``--split`` of the data it was trained on, and
-writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png (or into ``--out``). Several ``--workdir`` flags
+writes DIR/eval/metrics.json and DIR/eval/confusion_matrix.png (or into ``--out``). For a k-fold cross-validation
+workdir (``--config.protocol=kfold``) it evaluates every fold's checkpoint and prints their aggregate: mean ± sample
+standard deviation over folds, the pooled figures and each fold's (``emojax.kfold``). Several ``--workdir`` flags
 make an ensemble: each clip's class probabilities are the mean of the runs' (which must share the protocol, split
 and window settings, ``emojax.checkpoints.ENSEMBLE_FIXED``); both modes take one. Prediction mode prints one line per file
 (``FILE<TAB>emotion<TAB>probability``), or with ``--json`` one JSON object per file; each file that cannot be
@@ -58,14 +60,23 @@ def predict(workdirs: list[str] | None, files: list[str], as_json: bool, one_spe
 
 
 def evaluate(workdirs: list[str], split: str, out: Path) -> int:
-    """Prints the metrics JSON as the last stdout line and writes ``out``."""
-    from emojax import evaluate, metrics
+    """Prints the metrics JSON as the last stdout line and writes ``out``; a k-fold workdir's aggregate over its
+    folds (``emojax.kfold``)."""
+    from emojax import evaluate, kfold, metrics
 
-    result = evaluate.evaluate_checkpoint(workdirs, split, FLAGS.checkpoint)
+    cross_validation = len(workdirs) == 1 and kfold.is_kfold_workdir(workdirs[0])
+    if cross_validation:
+        result = kfold.evaluate_folds(workdirs[0], split, FLAGS.checkpoint)
+    else:
+        result = evaluate.evaluate_checkpoint(workdirs, split, FLAGS.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if split == "test" else f"_{split}"
     (out / f"metrics{suffix}.json").write_text(json.dumps(result, indent=1))
-    metrics.plot_confusion_matrix(result["confusion_matrix"], out / f"confusion_matrix{suffix}.png")
+    metrics.plot_confusion_matrix(result["confusion_matrix"], out / f"confusion_matrix{suffix}.png",
+                                  result["class_names"])
+    if cross_validation:
+        print(f"{kfold.describe(result, split)}\nwrote {out}\n{json.dumps(result)}", flush=True)
+        return 0
     print(f"{split}: accuracy {result['accuracy']:.4f}, unweighted accuracy {result['unweighted_accuracy']:.4f}, "
           f"macro F1 {result['macro_f1']:.4f} on {result['num_examples']} clips; wrote {out}", flush=True)
     if "held_out_classes" in result:

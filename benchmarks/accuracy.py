@@ -43,7 +43,7 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from emojax import input_pipeline, train
+from emojax import protocols, train
 from emojax.prepared import CORPORA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,7 +291,7 @@ def _cached(cache: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 
 
 def cache_reader(manifest: Path, cache: Path) -> Callable:
-    """``read(config, split)`` for ``input_pipeline.load_splits``: the manifest's examples, in the prepared corpora's
+    """``read(config, split)`` for ``protocols.load_splits``: the manifest's examples, in the prepared corpora's
     order, with the cached MFCCs (and their pitch rows for a config with ``pitch``)."""
     m = np.load(manifest)
     cached = _cached(cache)
@@ -300,13 +300,13 @@ def cache_reader(manifest: Path, cache: Path) -> Callable:
         raise FileNotFoundError(f"{missing} of the manifest's examples have no MFCCs in {cache}; run "
                                 "benchmarks/gpu_accuracy.py features on the rest of the audio first")
     clips = [cached[i] for i in range(len(m["label"]))]
-    everything = input_pipeline.Corpus(
+    everything = protocols.Corpus(
         mfcc=[c for c, _ in clips], pitch=[p for _, p in clips], label=m["label"], file=m["path"].astype(str),
         **{k: m[k].astype(str) for k in ("speaker", "corpus", "gender")})
 
-    def read(config: ml_collections.ConfigDict, split: str) -> input_pipeline.Corpus:
+    def read(config: ml_collections.ConfigDict, split: str) -> protocols.Corpus:
         chosen = everything if config.pitch else dataclasses.replace(everything, pitch=None)
-        return input_pipeline.Corpus.concatenate([
+        return protocols.Corpus.concatenate([
             chosen.subset(np.flatnonzero((m["split"] == split) & (m["corpus"] == name)))
             for name in config.datasets])
 
@@ -356,7 +356,7 @@ def train_from_cache(manifest: Path, cache: Path, runs: Path, jobs: list[tuple[s
         config = run_config(name, seed, data_dir)
         workdir = runs / name / f"seed{seed}"
         t0 = time.perf_counter()
-        test = train.train_and_evaluate(config, workdir, input_pipeline.load_splits(config, read))
+        test = train.train_and_evaluate(config, workdir, protocols.load_splits(config, read))
         took[name] = time.perf_counter() - t0
         pack(workdir, test["checkpoint_step"], out / f"{name}-seed{seed}.tar")
         records = train.epoch_records(workdir)

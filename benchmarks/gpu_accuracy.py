@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emojax import features, input_pipeline
+from emojax import features, protocols
 
 _STRINGS = ("split", "corpus", "path", "speaker", "gender")  # "path": a Corpus's "file" (np.savez takes "file")
 _MAX_ABS_DIFF = 0.05  # recomputed MFCCs (dB-scaled cepstra, std ~5-100) must match the stored ones this closely
@@ -41,7 +41,7 @@ def export(data_dir: str, manifest: Path) -> None:
 
     rows: dict[str, list] = {k: [] for k in (*_STRINGS, "label", "frames", "mean", "std")}
     samples = []
-    for split in input_pipeline.SPLITS:
+    for split in protocols.SPLITS:
         for name in prepared.CORPORA:
             keys = ("mfcc", "label", "corpus", "file", "speaker", "gender")
             d = prepared.load_split(name, split, data_dir, keys=keys)

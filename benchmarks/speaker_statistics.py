@@ -20,14 +20,14 @@ import sys
 
 import numpy as np
 
-from emojax import checkpoints, input_pipeline, metrics, models
+from emojax import checkpoints, input_pipeline, metrics, models, protocols
 from emojax.evaluate import clip_probabilities
 from emojax.state import make_mesh, model_variables
 from emojax.steps import Classifier
 
 
-def with_statistics_of_k_clips(corpus: input_pipeline.Corpus, k: int, kind: str, rng: np.random.Generator
-                               ) -> input_pipeline.Corpus:
+def with_statistics_of_k_clips(corpus: protocols.Corpus, k: int, kind: str, rng: np.random.Generator
+                               ) -> protocols.Corpus:
     """``corpus`` with each clip normalised by the ``frame_statistics`` of ``k`` random clips of its speaker in
     ``corpus`` (all of them when the speaker has fewer)."""
     statistics = {}
@@ -42,7 +42,7 @@ def with_statistics_of_k_clips(corpus: input_pipeline.Corpus, k: int, kind: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, help="a train.py run trained with config.speaker_normalization")
-    parser.add_argument("--split", default="test", choices=input_pipeline.SPLITS)
+    parser.add_argument("--split", default="test", choices=protocols.SPLITS)
     parser.add_argument("--clips", default="0,1,3,10,30", help="comma-separated k (0: the run's own evaluation)")
     parser.add_argument("--repeats", type=int, default=3, help="random draws of the k clips per speaker")
     parser.add_argument("--data_dir", default=None, help="override the run's config.data_dir")
@@ -55,12 +55,12 @@ def main() -> None:
                  "give a run trained with --config.speaker_normalization=mean_std")
     if args.data_dir:
         config.data_dir = args.data_dir
-    splits = input_pipeline.load_splits(config)
+    splits = protocols.load_splits(config)
     corpus = splits[args.split]
     classifier = Classifier(models.create_model(config), make_mesh(), config.eval_batch_size)
     variables = classifier.place(model_variables(state))
 
-    def evaluate(normalized: input_pipeline.Corpus) -> dict:
+    def evaluate(normalized: protocols.Corpus) -> dict:
         windows = normalization(input_pipeline.evaluation_windows(normalized, config))
         probs = clip_probabilities(classifier, variables, windows)
         return metrics.classification_metrics(corpus.label, probs, groups={"corpus": corpus.corpus})

@@ -16,8 +16,11 @@ def get_config() -> ml_collections.ConfigDict:
     # Data and protocol.
     config.datasets = ("ravdess", "savee", "crema_d", "tess")  # prepared corpora (tfds build datasets/<name>)
     config.data_dir = ml_collections.config_dict.placeholder(str)  # None: the default TFDS data dir
-    config.protocol = "random"  # "random" 80/20 (the reference's), "speaker" (builders' splits), "loco" or "all"
+    config.protocol = "random"  # "random" 80/20 (the reference's), "speaker" (builders' splits), "loco", "kfold", "all"
     config.test_corpus = ""  # the held-out corpus of the "loco" protocol
+    config.folds = 5  # "kfold": speaker groups (0: one per speaker, leave one speaker out)
+    config.fold = -1  # "kfold": the fold to run; -1: all of them, each in WORKDIR/fold_<k>, and their aggregate
+    config.kfold_validation = True  # "kfold": the next fold's speakers pick the checkpoint; False: the last epoch
     config.test_fraction = 0.2  # random protocol: the test share of all clips
     config.validation_fraction = 0.1  # random protocol: the validation share of the non-test clips
     config.split_seed = 42  # random protocol: the same split for every run seed, so runs can be averaged
@@ -42,6 +45,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.hidden = 128  # units of the hidden dense layer; 0: none
     config.dropout_rate = 0.1
     config.dtype = "float32"  # or "bfloat16" (mixed precision: bf16 compute, f32 parameters)
+
+    # Fine-tuning (emojax.finetune): start from a trained model instead of random weights.
+    config.init_from = ""  # "pretrained" (the shipped model) or a train.py WORKDIR; "": random initialisation
+    config.freeze = "none"  # or "encoder": only the dense head trains (its BatchNorm statistics kept too)
+    config.init_normalization = "data"  # input statistics fitted on the new training data; "kept": the model's own
 
     # Optimisation.
     config.optimizer = "adamw"  # or "adam"

@@ -19,17 +19,21 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from emojax import input_pipeline, models
+from emojax.labels import EMOTIONS
 from emojax.state import TrainState, create_train_state
 
 CHECKPOINT_DIR = "checkpoints"
+KFOLD_PLAN = "kfold.json"
+"""The file that marks a k-fold cross-validation workdir (``emojax.kfold``): its config and speaker partition."""
 BEST_METRIC = "val_unweighted_accuracy"
 # Config fields that fix the data a model sees: the corpora, the splits and the input windows.
 DATA_FIXED = ("datasets", "protocol", "test_corpus", "test_fraction", "validation_fraction", "split_seed", "refit",
-              "n_mfcc", "pitch", "offset_frames", "window_frames", "normalization", "utterance_normalization",
-              "speaker_normalization")
+              "folds", "fold", "kfold_validation", "labels", "n_mfcc", "pitch", "offset_frames", "window_frames",
+              "normalization", "utterance_normalization", "speaker_normalization")
 # Config fields a resumed run must share with its checkpoints: the data, the model, the optimizer state's structure,
 # and the step -> epoch mapping (batch size).
-RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden", "optimizer", "batch_size", "seed")
+RESUME_FIXED = (*DATA_FIXED, "model", "widths", "residual", "pooling", "hidden", "optimizer", "batch_size", "seed",
+                "init_from", "freeze", "init_normalization")
 # Config fields the members of an ensemble (several workdirs whose class probabilities are averaged) must share: the
 # clips of each split and the raw evaluation windows (DATA_FIXED but the normalisations, which each member applies
 # with its own statistics, and the pitch rows, which each member reads or not; plus the evaluation windows' placement).
@@ -41,6 +45,15 @@ _RESTORED = ("dropout_rate", "dtype", "eval_batch_size", "steps_per_epoch")
 # which a saved config used none of them (None: any value, meaningless without the option).
 REMOVED_FIELDS: dict[str, Any] = {"ema_decay": 0.0, "mixup_alpha": 0.0, "deltas": 0, "teacher_workdir": "",
                                   "distill_weight": None, "distill_temperature": None}
+# Config fields added since the first workdirs were written, with the value under which an older run was trained
+# (``labels``: the classes of its outputs, which training records).
+ADDED_FIELDS: dict[str, Any] = {"labels": list(EMOTIONS), "folds": 5, "fold": -1, "kfold_validation": True,
+                                "init_from": "", "freeze": "none", "init_normalization": "data"}
+
+
+def upgrade_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the ``ADDED_FIELDS`` an older emojax did not write, at the values it trained with."""
+    return {**ADDED_FIELDS, **saved}
 
 
 class TrainingError(RuntimeError):
@@ -150,13 +163,18 @@ def restore(workdir: str | Path, which: str = "best"
     manager = checkpoint_manager(workdir) if directory.is_dir() else None
     preferred = None if manager is None else manager.best_step() if which == "best" else manager.latest_step()
     if preferred is None:
+        if (Path(workdir) / KFOLD_PLAN).is_file():
+            raise FileNotFoundError(f"{workdir} is a k-fold cross-validation, one run per fold: use one fold's run "
+                                    f"({Path(workdir) / 'fold_0'}), or train one model on every clip with the same "
+                                    "command and --config.protocol=all")
         raise FileNotFoundError(f"no checkpoints in {directory}: train first with python train.py --workdir {workdir}")
 
     def load(step: int) -> tuple[ml_collections.ConfigDict, TrainState, dict]:
         meta = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
                                                              normalization=ocp.args.StandardRestore()))
-        check_saved_config(meta["config"], workdir)
-        config = ml_collections.ConfigDict({k: v for k, v in meta["config"].items() if k not in REMOVED_FIELDS})
+        saved = upgrade_config(meta["config"])
+        check_saved_config(saved, workdir)
+        config = ml_collections.ConfigDict({k: v for k, v in saved.items() if k not in REMOVED_FIELDS})
         # An abstract target: shapes, dtypes and placement only, so nothing is initialised or compiled.
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         try:
@@ -223,7 +241,7 @@ def resume(manager: ocp.CheckpointManager, workdir: Path, state: TrainState, sav
         return None
 
     def load(step: int) -> TrainState:
-        old = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        old = upgrade_config(manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"])
         check_saved_config(old, workdir)
         diffs = config_diffs(old, saved_config, [*RESUME_FIXED, "steps_per_epoch"], "now")
         if diffs:

@@ -223,6 +223,7 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     """The model of ``--workdir`` (an ensemble when repeated; the shipped model without it), refused when it needs
     a speaker's statistics."""
     from emojax.inference import Predictor
+    from emojax.labels import EMOTIONS
 
     if not args.workdir:
         return Predictor.pretrained()  # missing or damaged files: main prints the error, which says to reinstall
@@ -230,6 +231,9 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     if predictor.speaker_normalization != "none":
         args.parser.error(f"{args.workdir[0]} was trained with speaker normalisation: it needs several recordings "
                           "of the speaker; use 'python eval.py --one_speaker --workdir DIR --audio FILE ...'")
+    if args.command != "predict" and predictor.classes != EMOTIONS:
+        args.parser.error(f"{args.workdir[0]} classifies {', '.join(predictor.classes)}; timelines and the live page "
+                          "show the 8 emotions: use 'emojax predict --workdir DIR FILE ...' with this model")
     return predictor
 
 

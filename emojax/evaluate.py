@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import ml_collections
 import numpy as np
 
-from emojax import checkpoints, input_pipeline, metrics, models
+from emojax import checkpoints, input_pipeline, metrics, models, protocols
 from emojax.labels import EMOTIONS
 from emojax.state import make_mesh, model_variables, num_parameters
 from emojax.steps import Classifier
@@ -56,17 +56,17 @@ def clip_probabilities(classifier: Classifier, variables: dict, x: input_pipelin
     return probs.reshape(n, k, -1).mean(axis=1)
 
 
-def split_metrics(probs: np.ndarray, labels: np.ndarray, corpus: np.ndarray, classes: tuple[str, ...] | None = None
-                  ) -> dict[str, Any]:
-    """Metrics of clip probabilities (N, C) against labels (N,), grouped by corpus (N,). With ``classes``
-    (``input_pipeline.held_out_classes``), the metrics of the decision restricted to them are added as
+def split_metrics(probs: np.ndarray, labels: np.ndarray, corpus: np.ndarray, classes: tuple[str, ...] | None = None,
+                  class_names: Sequence[str] = EMOTIONS) -> dict[str, Any]:
+    """Metrics of clip probabilities (N, C) against labels (N,) indexing ``class_names``, grouped by corpus (N,). With
+    ``classes`` (``protocols.held_out_classes``), the metrics of the decision restricted to them are added as
     ``held_out_classes``."""
     groups = {"corpus": corpus}
-    result = metrics.classification_metrics(labels, probs, groups=groups)
+    result = metrics.classification_metrics(labels, probs, groups=groups, class_names=class_names)
     if classes is not None:
-        restricted = metrics.restrict(probs, [EMOTIONS.index(c) for c in classes])
-        result["held_out_classes"] = {"classes": list(classes),
-                                      **metrics.classification_metrics(labels, restricted, groups=groups)}
+        restricted = metrics.restrict(probs, [list(class_names).index(c) for c in classes])
+        result["held_out_classes"] = {"classes": list(classes), **metrics.classification_metrics(
+            labels, restricted, groups=groups, class_names=class_names)}
     return result
 
 
@@ -74,7 +74,8 @@ def evaluate(classifier: Classifier, variables: dict, arrays: input_pipeline.Arr
              classes: tuple[str, ...] | None = None) -> dict[str, Any]:
     """``split_metrics`` of evaluation ``arrays`` (x: ``{name: (N, K, R, frames)}``): a clip's probabilities are the
     mean over its K windows."""
-    return split_metrics(clip_probabilities(classifier, variables, arrays.x), arrays.y, arrays.corpus, classes)
+    return split_metrics(clip_probabilities(classifier, variables, arrays.x), arrays.y, arrays.corpus, classes,
+                         arrays.classes)
 
 
 def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str = "test", which: str = "best"
@@ -88,12 +89,12 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     ``config.refit`` (it has none).
     """
     workdirs = [workdir] if isinstance(workdir, (str, Path)) else list(workdir)
-    if split not in input_pipeline.SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(input_pipeline.SPLITS)}")
+    if split not in protocols.SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(protocols.SPLITS)}")
     members = checkpoints.restore_ensemble(workdirs, which)
     config = ml_collections.ConfigDict(members[0][0].to_dict())
     config.pitch = any(m[0].pitch for m in members)  # read the pitch rows if any member needs them
-    splits = input_pipeline.load_splits(config)
+    splits = protocols.load_splits(config)
     corpus = splits[split]
     if not len(corpus):
         raise checkpoints.TrainingError(
@@ -106,8 +107,9 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
         [Member.create(c, model_variables(state), normalization, mesh, c.eval_batch_size)
          for c, state, normalization, _ in members],
         lambda kind: input_pipeline.evaluation_windows(input_pipeline.speaker_normalize(needed, kind)[split], config))
-    classes = input_pipeline.held_out_classes(config) if split == "test" else None
-    result = {**split_metrics(probs, corpus.label.astype(np.int32), corpus.corpus, classes), "split": split}
+    classes = protocols.held_out_classes(config) if split == "test" else None
+    result = {**split_metrics(probs, corpus.label.astype(np.int32), corpus.corpus, classes, corpus.classes),
+              "split": split}
     if len(members) == 1:
         return {**result, "checkpoint_step": members[0][3]}
     return {**result, "members": [{"workdir": str(w), "checkpoint_step": m[3]} for w, m in zip(workdirs, members)],

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from emojax import checkpoints, features, input_pipeline, pretrained
 from emojax.audio import AudioStream, resample, to_mono
 from emojax.evaluate import Member, ensemble_probabilities
-from emojax.labels import EMOTIONS
+from emojax.labels import EMOTIONS, class_names
 from emojax.state import make_mesh, model_variables
 from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
                              window_starts)
@@ -61,8 +61,9 @@ class Prediction:
 
     Attributes:
       file: the path, or None for in-memory audio.
-      emotion: the most probable emotion (whole recording).
-      probabilities: emotion -> probability (all 8, summing to 1), whole recording.
+      emotion: the most probable emotion (whole recording): one of the model's classes (``Predictor.classes``, the 8
+        emotions for the shipped model, a fine-tuned model's own label set otherwise).
+      probabilities: class -> probability (all of them, summing to 1), whole recording.
       windows: one dict per window: start_seconds, end_seconds, emotion, probabilities.
       duration_seconds: length of the recording.
     """
@@ -123,10 +124,10 @@ def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
         yield block
 
 
-def _distribution(probs: np.ndarray) -> tuple[str, dict[str, float]]:
+def _distribution(probs: np.ndarray, names: Sequence[str]) -> tuple[str, dict[str, float]]:
     probs = np.asarray(probs, np.float64)
     probs = probs / probs.sum()
-    return EMOTIONS[int(probs.argmax())], {name: float(p) for name, p in zip(EMOTIONS, probs)}
+    return names[int(probs.argmax())], {name: float(p) for name, p in zip(names, probs)}
 
 
 class Predictor:
@@ -141,6 +142,7 @@ class Predictor:
         """``members``: (config, variables {"params", "batch_stats"}, normalization) of each model."""
         mesh = make_mesh()
         self.config = members[0][0]
+        self.classes = class_names(self.config)  # the model's outputs, in order (ensemble members share them)
         self._members = [Member.create(config, variables, normalization, mesh, CHUNK_WINDOWS)
                          for config, variables, normalization in members]
         self._pitch = any(config.pitch for config, _, _ in members)  # clips need their pitch rows
@@ -190,7 +192,7 @@ class Predictor:
         a timeline classifies a window: from its own samples, its features zero-padded to the model's window when it
         is shorter (a recording shorter than one window). ``speaker`` as in ``predict``."""
         if not len(windows):
-            return np.zeros((0, len(EMOTIONS)))
+            return np.zeros((0, len(self.classes)))
         if max(len(w) for w in windows) > self.window_samples or min(len(w) for w in windows) == 0:
             raise ValueError(f"a window must hold 1 to {self.window_samples} samples")
         self._check_speaker(speaker)
@@ -277,10 +279,10 @@ class Predictor:
             spans += piece_spans
         probs = np.concatenate(probs_list)
         for (start, end), p in zip(spans, probs):
-            emotion, distribution = _distribution(p)
+            emotion, distribution = _distribution(p, self.classes)
             windows.append({"start_seconds": start, "end_seconds": end, "emotion": emotion,
                             "probabilities": distribution})
-        emotion, distribution = _distribution(probs.mean(axis=0))
+        emotion, distribution = _distribution(probs.mean(axis=0), self.classes)
         return Prediction(file=file, emotion=emotion, probabilities=distribution, windows=windows,
                           duration_seconds=len(audio) / features.SAMPLE_RATE)
 
@@ -356,6 +358,9 @@ class Predictor:
         """The hop in 16 kHz samples (``timeline``'s ``hop`` seconds, half a window when None), after checking
         ``smooth`` and ``speaker``."""
         self._check_speaker(speaker)
+        if self.classes != EMOTIONS:
+            raise ValueError(f"timelines show the 8 emotions ({', '.join(EMOTIONS)}); this model's classes are "
+                             f"{', '.join(self.classes)}: use predict for each recording or window")
         if smooth < 0:
             raise ValueError(f"smooth must be >= 0 seconds, got {smooth}")
         step = self.window_samples // 2 if hop is None else int(round(hop * features.SAMPLE_RATE))

@@ -1,11 +1,10 @@
-"""From prepared corpora to normalised input windows in memory: protocols, windows, normalisation.
+"""From a protocol's examples to normalised input windows in memory: windows, normalisation.
 
-Data path: ``prepared.load_split`` (the TFDS data the builders wrote: full-clip MFCCs (40, T) at 44.1 kHz, hop
-512, so frame t is centred at t * 512 / 44100 s; with ``config.pitch``, also their pitch rows (2, T) on the same
-frames, ``features.clip_pitch``) -> ``Corpus`` (host numpy) -> ``load_splits`` (the protocol: ``random``,
-``speaker`` or ``loco``) -> optionally ``speaker_normalize`` (each clip by its speaker's statistics) ->
-``make_windows`` (fixed-size (rows, frames) windows, optionally normalised per utterance first) ->
-``Normalization`` fitted on training windows only -> float32 arrays the trainer puts on the device once.
+Data path: ``emojax.protocols.load_splits`` (the examples of each split, ``Corpus``: full-clip MFCCs (40, T) at
+44.1 kHz, hop 512, so frame t is centred at t * 512 / 44100 s; with ``config.pitch``, also their pitch rows (2, T) on
+the same frames) -> optionally ``speaker_normalize`` (each clip by its speaker's statistics) -> ``make_windows``
+(fixed-size (rows, frames) windows, optionally normalised per utterance first) -> ``Normalization`` fitted on
+training windows only -> float32 arrays the trainer puts on the device once.
 
 A model's input is a dict of windows of the same frames (``Inputs``): ``"mfcc"`` (..., n_mfcc, frames) and, with
 ``config.pitch``, ``"pitch"`` (..., 2, frames). Every per-row operation (speaker and utterance normalisation,
@@ -16,98 +15,22 @@ Windows and padding: the reference computed MFCCs of the 2.5 s starting 0.5 s in
 frames ``[offset, offset + frames)`` of the full-clip rows (0.5 s = frame 43, 2.5 s = 216 frames), the first
 ``n_mfcc`` MFCCs. Frames beyond either end of a clip are zeros, before normalisation: the reference zero-filled the
 missing frames of short clips (``fillna(0)``) the same way, and normalised afterwards.
-
-Random protocol (the reference's): a stratified random split of all examples of the chosen corpora,
-``test = ceil(0.2 N)`` (9,729 / 2,433 of 12,162, as scikit-learn's ``train_test_split``), then a stratified
-``validation_fraction`` of the remaining 80 % is held out for model selection, so the test part is never looked at
-before the end. Speaker protocol: the builders' speaker-disjoint train/validation/test splits. Leave-one-corpus-out
-(``loco``): train and validate on the other corpora's train / validation splits, test on every example of
-``config.test_corpus``; its test metrics come twice, with all 8 classes and with the decision restricted to the
-emotions that corpus has (``held_out_classes``). With ``config.refit``, under any protocol, the validation clips are
-trained on too and the validation split is empty (``refit_splits``): for a recipe whose settings were chosen on
-validation before. ``all``: every clip trains, nothing is held out (a model to ship, whose recipe was measured under
-the other protocols).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import ml_collections
 import numpy as np
 
 from emojax import features
-from emojax.labels import CORPUS_EMOTIONS
-from emojax.prepared import SPLITS
+from emojax.labels import EMOTIONS
+from emojax.protocols import Corpus, Inputs
 
-_STR_FIELDS = ("speaker", "corpus", "gender", "file")
-Inputs = dict[str, np.ndarray]
-"""A model's input windows: ``"mfcc"`` (..., n_mfcc, frames) and, with ``config.pitch``, ``"pitch"``
-(..., 2, frames)."""
 Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
 """Per-row (mean, std) of each input, e.g. a speaker's: ``{"mfcc": ((40, 1), (40, 1)), "pitch": ((2, 1), (2, 1))}``."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Corpus:
-    """Examples on the host.
-
-    Attributes:
-      mfcc: N arrays (40, T_i) float32, full-clip MFCCs.
-      pitch: N arrays (2, T_i) float32 on the same frames (``features.clip_pitch``), or None when not read.
-      label: (N,) int64 emotion indices into ``labels.EMOTIONS``.
-      speaker, corpus, gender, file: (N,) str.
-    """
-
-    mfcc: list[np.ndarray]
-    pitch: list[np.ndarray] | None
-    label: np.ndarray
-    speaker: np.ndarray
-    corpus: np.ndarray
-    gender: np.ndarray
-    file: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.mfcc)
-
-    def clip(self, i: int) -> Inputs:
-        """Example ``i``'s full-clip rows: ``{"mfcc": (40, T)}``, with ``"pitch": (2, T)`` when read."""
-        return {"mfcc": self.mfcc[i]} | ({} if self.pitch is None else {"pitch": self.pitch[i]})
-
-    @classmethod
-    def from_split(cls, split: dict) -> Corpus:
-        """From a ``prepared.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file; pitch is
-        kept when present)."""
-        missing = [k for k in ("mfcc", "label", *_STR_FIELDS) if k not in split]
-        if missing:
-            raise KeyError(f"load_split result lacks {missing}; rebuild the dataset with the current builders")
-        pitch = None if "pitch" not in split else [np.asarray(p, np.float32) for p in split["pitch"]]
-        return cls(mfcc=[np.asarray(m, np.float32) for m in split["mfcc"]], pitch=pitch,
-                   label=np.asarray(split["label"], np.int64),
-                   **{k: np.asarray(split[k]).astype(str) for k in _STR_FIELDS})
-
-    def replace_rows(self, clips: Sequence[Inputs]) -> Corpus:
-        """The same examples with new full-clip rows (``clip``'s layout, one dict per example)."""
-        pitch = None if self.pitch is None else [c["pitch"] for c in clips]
-        return dataclasses.replace(self, mfcc=[c["mfcc"] for c in clips], pitch=pitch)
-
-    def subset(self, indices: np.ndarray) -> Corpus:
-        """The examples at ``indices`` (int array), in that order."""
-        return Corpus(mfcc=[self.mfcc[i] for i in indices],
-                      pitch=None if self.pitch is None else [self.pitch[i] for i in indices],
-                      label=self.label[indices], **{k: getattr(self, k)[indices] for k in _STR_FIELDS})
-
-    @staticmethod
-    def concatenate(parts: Sequence[Corpus]) -> Corpus:
-        """All examples of ``parts``, in order (with pitch rows only when every part has them)."""
-        with_pitch = all(p.pitch is not None for p in parts)
-        return Corpus(mfcc=[m for p in parts for m in p.mfcc],
-                      pitch=[r for p in parts for r in p.pitch] if with_pitch else None,
-                      label=np.concatenate([p.label for p in parts]),
-                      **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _STR_FIELDS})
 
 
 def input_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, int]]:
@@ -116,108 +39,6 @@ def input_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, int]
     if config.pitch:
         shapes["pitch"] = (features.PITCH_ROWS, config.window_frames)
     return shapes
-
-
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (kept, held out) with ``ceil(fraction * N)`` held out, class proportions kept.
-
-    Each class c holds out ``floor(n_held * n_c / N)`` examples; the remaining few go to the classes with
-    the largest fractional parts (ties: the larger class first). Examples are drawn at random with
-    ``numpy.random.default_rng(seed)``. Both index arrays are sorted.
-    """
-    labels = np.asarray(labels)
-    n = len(labels)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    n_held = math.ceil(fraction * n)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = n_held * counts / n
-    per_class = np.floor(exact).astype(int)
-    order = np.lexsort((-counts, -(exact - per_class)))
-    per_class[order[: n_held - per_class.sum()]] += 1
-    rng = np.random.default_rng(seed)
-    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class)])
-    mask = np.zeros(n, bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
-def read_prepared(config: ml_collections.ConfigDict, split: str) -> Corpus:
-    """The examples of ``config.datasets`` in one of their builders' ``split``, corpus after corpus, each in stored
-    order: the prepared TFDS data (``prepared.load_split``) in ``config.data_dir`` (``None``: the default TFDS
-    data dir); the pitch rows too with ``config.pitch``."""
-    from emojax import prepared
-
-    keys = ("mfcc", "label", *_STR_FIELDS, *(("pitch",) if config.pitch else ()))
-    return Corpus.concatenate([Corpus.from_split(prepared.load_split(name, split, config.data_dir, keys=keys))
-                               for name in config.datasets])
-
-
-def load_splits(config: ml_collections.ConfigDict,
-                read: Callable[[ml_collections.ConfigDict, str], Corpus] = read_prepared) -> dict[str, Corpus]:
-    """The train / validation / test examples of ``config.datasets`` under ``config.protocol``.
-
-    ``read(config, split)`` gives the examples of a builder split as ``read_prepared`` does (the same examples in
-    the same order give the same protocol splits); another reader can supply them without TFDS, e.g. from MFCCs
-    computed elsewhere (``benchmarks/gpu_accuracy.py``).
-    """
-    load = functools.partial(read, config)
-    if config.protocol == "speaker":
-        splits = {split: load(split) for split in SPLITS}
-    elif config.protocol == "loco":
-        splits = leave_one_corpus_out(config, load)
-    elif config.protocol == "random":
-        everything = Corpus.concatenate([load(split) for split in SPLITS])
-        splits = random_protocol(everything, config.test_fraction, config.validation_fraction, config.split_seed)
-    elif config.protocol == "all":
-        everything = Corpus.concatenate([load(split) for split in SPLITS])
-        none = everything.subset(np.zeros(0, np.int64))
-        splits = {"train": everything, "validation": none, "test": none}
-    else:
-        raise ValueError(f"unknown config.protocol {config.protocol!r}; use 'random', 'speaker', 'loco' or 'all'")
-    return refit_splits(splits) if config.refit else splits
-
-
-def refit_splits(splits: dict[str, Corpus]) -> dict[str, Corpus]:
-    """``config.refit``: the validation clips join the training ones (train, then validation, in order), and the
-    validation split is left empty; the test split is unchanged."""
-    validation = splits["validation"]
-    return {"train": Corpus.concatenate([splits["train"], validation]),
-            "validation": validation.subset(np.zeros(0, np.int64)), "test": splits["test"]}
-
-
-def leave_one_corpus_out(config: ml_collections.ConfigDict, load: Callable[[str], Corpus]) -> dict[str, Corpus]:
-    """Trains on the other corpora's train splits, selects on their validation splits, and tests on every
-    example of ``config.test_corpus`` (one of ``config.datasets``). ``load(split)`` reads ``config.datasets``."""
-    if config.test_corpus not in config.datasets:
-        raise ValueError(f"config.test_corpus={config.test_corpus!r} must be one of config.datasets "
-                         f"{tuple(config.datasets)} for the leave-one-corpus-out protocol")
-    if len(config.datasets) < 2:
-        raise ValueError("the leave-one-corpus-out protocol needs at least two corpora in config.datasets")
-    splits = {split: load(split) for split in SPLITS}
-    everything = Corpus.concatenate(list(splits.values()))
-    held_out = everything.corpus == config.test_corpus
-    return {"train": splits["train"].subset(np.flatnonzero(splits["train"].corpus != config.test_corpus)),
-            "validation": splits["validation"].subset(
-                np.flatnonzero(splits["validation"].corpus != config.test_corpus)),
-            "test": everything.subset(np.flatnonzero(held_out))}
-
-
-def held_out_classes(config: ml_collections.ConfigDict) -> tuple[str, ...] | None:
-    """The emotions the test corpus has under the leave-one-corpus-out protocol (``labels.CORPUS_EMOTIONS``),
-    for test metrics restricted to them; None for the other protocols and for corpora without such a list."""
-    if config.protocol != "loco":
-        return None
-    return CORPUS_EMOTIONS.get(config.test_corpus)
-
-
-def random_protocol(corpus: Corpus, test_fraction: float, validation_fraction: float,
-                    seed: int) -> dict[str, Corpus]:
-    """Stratified random train / validation / test split (see the module docstring)."""
-    rest, test = stratified_split(corpus.label, test_fraction, seed)
-    train, validation = stratified_split(corpus.label[rest], validation_fraction, seed + 1)
-    return {"train": corpus.subset(rest[train]), "validation": corpus.subset(rest[validation]),
-            "test": corpus.subset(test)}
 
 
 UTTERANCE_NORMALIZATIONS = ("none", "level", "mean", "mean_std")
@@ -415,7 +236,8 @@ class Normalization:
 
 @dataclasses.dataclass(frozen=True)
 class Arrays:
-    """One split ready for the trainer: ``x`` normalised float32 windows, ``y`` (N,) int32, ``corpus`` (N,) names.
+    """One split ready for the trainer: ``x`` normalised float32 windows, ``y`` (N,) int32 indices into ``classes``,
+    ``corpus`` (N,) names.
 
     ``x`` is ``{name: (N, R, frames)}`` for training and ``{name: (N, K, R, window_frames)}`` for evaluation (K crops
     per clip, ``evaluation_windows``)."""
@@ -423,10 +245,13 @@ class Arrays:
     x: Inputs
     y: np.ndarray
     corpus: np.ndarray
+    classes: tuple[str, ...] = EMOTIONS
 
 
-def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tuple[dict[str, Arrays], Normalization]:
-    """Windows of every split, normalised with statistics of the training windows only.
+def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus], normalization: Normalization | None = None
+            ) -> tuple[dict[str, Arrays], Normalization]:
+    """Windows of every split, normalised with statistics of the training windows only, or with ``normalization``
+    when it is given (a fine-tuned model's own, ``config.init_normalization="kept"``).
 
     Evaluation windows (``evaluation_windows``) are ``config.window_frames`` frames from
     ``config.offset_frames``, or ``config.test_crops`` such windows spread over the training crops' range.
@@ -441,10 +266,11 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus]) -> tup
     train_windows = {name: x[:, 0] for name, x in make_windows(
         splits["train"], [offset - shift], frames + 2 * shift, n_mfcc, config.utterance_normalization).items()}
     fit_on = {name: x[:, :, shift:shift + frames] for name, x in train_windows.items()} if shift else train_windows
-    normalization = Normalization.fit(fit_on, config.normalization)
+    if normalization is None:
+        normalization = Normalization.fit(fit_on, config.normalization)
     arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),
-                              splits["train"].corpus)}
+                              splits["train"].corpus, splits["train"].classes)}
     for name in ("validation", "test"):
         arrays[name] = Arrays(normalization(evaluation_windows(splits[name], config)),
-                              splits[name].label.astype(np.int32), splits[name].corpus)
+                              splits[name].label.astype(np.int32), splits[name].corpus, splits[name].classes)
     return arrays, normalization

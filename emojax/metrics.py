@@ -30,9 +30,17 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _summary(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    num_classes = len(class_names)
-    predictions = probs.argmax(axis=-1)
-    matrix = confusion_matrix(labels, predictions, num_classes)
+    return _matrix_summary(confusion_matrix(labels, probs.argmax(axis=-1), len(class_names)), class_names)
+
+
+def confusion_metrics(confusion: Sequence[Sequence[int]] | np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, unweighted accuracy, macro F1, precision, recall (means over the classes present) and the number of
+    examples of a confusion matrix ``(C, C)`` (row = true class), e.g. one summed over cross-validation folds."""
+    summary = _matrix_summary(np.asarray(confusion, np.int64), class_names)
+    return {key: value for key, value in summary.items() if not key.startswith("_")}
+
+
+def _matrix_summary(matrix: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     true_pos = np.diag(matrix).astype(np.float64)
     support = matrix.sum(axis=1).astype(np.float64)
     predicted = matrix.sum(axis=0).astype(np.float64)
@@ -40,7 +48,7 @@ def _summary(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) 
     precision = _safe_div(true_pos, predicted)
     f1 = _safe_div(2 * precision * recall, precision + recall)
     present = support > 0
-    n = len(labels)
+    n = int(matrix.sum())
     return {
         "accuracy": float(true_pos.sum() / n) if n else 0.0,
         "unweighted_accuracy": float(recall[present].mean()) if present.any() else 0.0,

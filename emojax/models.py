@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from emojax.labels import NUM_CLASSES
+from emojax.labels import NUM_CLASSES, class_names
 
 # Keras defaults, which the reference used: Glorot-uniform kernels, BatchNorm momentum 0.99, epsilon 1e-3.
 _KERNEL_INIT = nn.initializers.glorot_uniform()
@@ -229,12 +229,13 @@ class ConvBlock(nn.Module):
     features: int
     residual: bool
     dropout_rate: float
+    frozen: bool = False  # BatchNorm normalises with its running statistics in training too (a frozen encoder)
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
         def norm(y: jnp.ndarray) -> jnp.ndarray:
-            return BatchNorm(use_running_average=not train, dtype=self.dtype)(y)
+            return BatchNorm(use_running_average=not train or self.frozen, dtype=self.dtype)(y)
 
         def conv(y: jnp.ndarray) -> jnp.ndarray:
             return Conv3x3(self.features, use_bias=False, kernel_init=nn.initializers.lecun_normal(),
@@ -261,6 +262,8 @@ class CNN(nn.Module):
     ``"flatten"`` flattens (fixed input size, like ``SeedCNN``).
     Head: Dropout -> Dense ``hidden`` + ReLU -> Dropout -> Dense ``num_classes``; ``hidden=0`` leaves out the hidden
     layer (Dropout -> Dense ``num_classes`` on the pooled features), which frees its parameters for convolutions.
+    ``frozen_encoder``: the blocks' BatchNorm layers use their running statistics in training too, for fine-tuning
+    the head alone (``config.freeze="encoder"``), so that training and prediction see the same features.
     """
 
     widths: Sequence[int] = (32, 64, 128, 128)
@@ -270,6 +273,7 @@ class CNN(nn.Module):
     dropout_rate: float = 0.2
     pitch: bool = False
     num_classes: int = NUM_CLASSES
+    frozen_encoder: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -283,7 +287,7 @@ class CNN(nn.Module):
             x = jnp.concatenate([x, jnp.broadcast_to(pitch, (*x.shape[:3], pitch.shape[-1]))], axis=-1)
         x = x.astype(self.dtype)
         for width in self.widths:
-            x = ConvBlock(width, self.residual, self.dropout_rate, self.dtype)(x, train=train)
+            x = ConvBlock(width, self.residual, self.dropout_rate, self.frozen_encoder, self.dtype)(x, train=train)
         if self.pooling == "stats":
             x = x.astype(jnp.float32).mean(axis=1)  # (B, W, C)
             x = jnp.concatenate([x.mean(axis=1), jnp.sqrt(x.var(axis=1) + 1e-5)], axis=-1).astype(self.dtype)
@@ -298,8 +302,15 @@ class CNN(nn.Module):
         return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
 
 
+def head_layers(params: Any) -> tuple[str, ...]:
+    """The names of the dense layers after pooling (the head) in a ``CNN`` or ``SeedCNN`` parameter tree, in order:
+    the last one is the output layer."""
+    return tuple(sorted((name for name in params if name.startswith("Dense_")), key=lambda n: int(n.split("_")[1])))
+
+
 def create_model(config: ml_collections.ConfigDict) -> nn.Module:
-    """The model ``config.model`` names (``"seed_cnn"`` or ``"cnn"``), computing in ``config.dtype``."""
+    """The model ``config.model`` names (``"seed_cnn"`` or ``"cnn"``), computing in ``config.dtype``, with one output
+    per class of ``labels.class_names(config)``."""
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(config.dtype)
     if dtype is None:
         raise ValueError(f"config.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
@@ -307,8 +318,12 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
         if config.pitch:
             raise ValueError("the reference network (config.model='seed_cnn') takes MFCCs only; set "
                              "config.pitch=False, or config.model='cnn'")
-        return SeedCNN(dropout_rate=config.dropout_rate, dtype=dtype)
+        if config.get("freeze", "none") != "none":
+            raise ValueError("config.freeze needs config.model='cnn'; the reference network trains whole")
+        return SeedCNN(num_classes=len(class_names(config)), dropout_rate=config.dropout_rate, dtype=dtype)
     if config.model == "cnn":
         return CNN(widths=tuple(config.widths), residual=config.residual, pooling=config.pooling,
-                   hidden=config.hidden, dropout_rate=config.dropout_rate, pitch=config.pitch, dtype=dtype)
+                   hidden=config.hidden, dropout_rate=config.dropout_rate, pitch=config.pitch,
+                   num_classes=len(class_names(config)), frozen_encoder=config.get("freeze", "none") == "encoder",
+                   dtype=dtype)
     raise ValueError(f"unknown config.model {config.model!r}; use 'seed_cnn' or 'cnn'")

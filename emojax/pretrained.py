@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 
 from emojax import checkpoints, input_pipeline
-from emojax.labels import EMOTIONS
+from emojax.labels import EMOTIONS, class_names
 from emojax.state import model_variables
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -55,7 +55,7 @@ def export(workdir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str = N
     weights.write_bytes(flax.serialization.msgpack_serialize(arrays))
     config = config.copy_and_resolve_references()
     config.data_dir = None  # where the corpora were on the training machine: not the user's business
-    meta = {"labels": list(EMOTIONS), "config": config.to_dict(), "checkpoint_step": step,
+    meta = {"labels": list(class_names(config)), "config": config.to_dict(), "checkpoint_step": step,
             "training_command": command, "sha256": sha256(weights)}
     (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     return weights
@@ -66,7 +66,8 @@ def load(directory: str | Path = WEIGHTS_DIR, name: str = NAME
     """The shipped model ``name`` in ``directory``: (config, variables {"params", "batch_stats"}, normalization).
 
     Raises ``FileNotFoundError`` when its files are missing and ``DamagedWeightsError`` when the weights' SHA-256 is
-    not the one recorded with them (a damaged or replaced file), or their labels are not this version's ``EMOTIONS``.
+    not the one recorded with them (a damaged or replaced file), or their labels are not their config's (for the shipped
+    model: this version's ``EMOTIONS``).
     """
     directory = Path(directory)
     weights, meta_path = directory / f"{name}.msgpack", directory / f"{name}.json"
@@ -79,11 +80,12 @@ def load(directory: str | Path = WEIGHTS_DIR, name: str = NAME
     if digest != meta["sha256"]:
         raise DamagedWeightsError(f"{weights}: SHA-256 {digest} is not the {meta['sha256']} recorded in "
                                   f"{meta_path}; the file is damaged or was replaced: reinstall emojax")
-    if tuple(meta["labels"]) != EMOTIONS:
-        raise DamagedWeightsError(f"{meta_path} labels its outputs {meta['labels']}, not this version's "
-                                  f"{list(EMOTIONS)}")
+    config = checkpoints.upgrade_config(meta["config"])
+    expected = list(EMOTIONS) if name == NAME else list(config["labels"])  # the shipped model's are the 8 emotions
+    if list(meta["labels"]) != expected:
+        raise DamagedWeightsError(f"{meta_path} labels its outputs {meta['labels']}, not {expected}")
     arrays = flax.serialization.msgpack_restore(weights.read_bytes())
-    return (ml_collections.ConfigDict(meta["config"]), arrays["variables"],
+    return (ml_collections.ConfigDict(config), arrays["variables"],
             input_pipeline.Normalization.from_dict(arrays["normalization"]))
 
 

@@ -19,7 +19,7 @@ import optax
 from flax.training import train_state
 from jax.sharding import Mesh
 
-from emojax import input_pipeline
+from emojax import input_pipeline, models
 
 
 class TrainState(train_state.TrainState):
@@ -59,14 +59,32 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: i
     return optax.join_schedules([optax.linear_schedule(0.0, config.learning_rate, warmup), main], [warmup])
 
 
+FREEZE = ("none", "encoder")
+"""``config.freeze``: ``"none"`` trains every parameter; ``"encoder"`` only the head (``models.head_layers``)."""
+
+
 def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.GradientTransformation:
-    """``config.optimizer`` (``adam`` or ``adamw``) with the learning-rate schedule."""
+    """``config.optimizer`` (``adam`` or ``adamw``) with the learning-rate schedule; with ``config.freeze="encoder"``
+    only the head's parameters are updated (the others' updates are zero, and they hold no optimizer state)."""
     lr = learning_rate_schedule(config, steps_per_epoch)
     if config.optimizer == "adam":
-        return optax.adam(lr, eps=1e-7)  # Keras's epsilon, as the reference
-    if config.optimizer == "adamw":
-        return optax.adamw(lr, weight_decay=config.weight_decay)
-    raise ValueError(f"unknown config.optimizer {config.optimizer!r}; use 'adam' or 'adamw'")
+        tx = optax.adam(lr, eps=1e-7)  # Keras's epsilon, as the reference
+    elif config.optimizer == "adamw":
+        tx = optax.adamw(lr, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"unknown config.optimizer {config.optimizer!r}; use 'adam' or 'adamw'")
+    freeze = config.get("freeze", "none")
+    if freeze not in FREEZE:
+        raise ValueError(f"unknown config.freeze {freeze!r}; use one of {', '.join(FREEZE)}")
+    if freeze == "none":
+        return tx
+
+    def trained(params: Any) -> dict[str, str]:
+        head = set(models.head_layers(params))
+        return {name: jax.tree.map(lambda _: "train" if name in head else "frozen", tree)
+                for name, tree in params.items()}
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, trained)
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: nn.Module, steps_per_epoch: int) -> TrainState:

@@ -38,7 +38,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from emojax import augment
-from emojax.labels import EMOTIONS
+from emojax.labels import class_names
 from emojax.state import TrainState
 
 PREDICT_BATCHES_PER_CALL = 32  # evaluation batches per jitted call of Classifier.predict (a scan over them)
@@ -53,9 +53,9 @@ def class_weights(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.n
         return None
     if config.class_weighting != "balanced":
         raise ValueError(f"config.class_weighting must be 'none' or 'balanced', got {config.class_weighting!r}")
-    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
+    counts = np.bincount(labels, minlength=len(class_names(config))).astype(np.float64)
     present = counts > 0
-    weights = np.zeros(len(EMOTIONS))
+    weights = np.zeros(len(counts))
     weights[present] = len(labels) / (present.sum() * counts[present])
     return weights.astype(np.float32)
 
@@ -82,7 +82,7 @@ def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding,
     augment_key, dropout_key = jax.random.split(key)
     x = jax.lax.with_sharding_constraint(augment_batch(config, augment_key, x), batch_sharding)
     y = jax.lax.with_sharding_constraint(y, batch_sharding)
-    hard = jax.nn.one_hot(y, len(EMOTIONS))
+    hard = jax.nn.one_hot(y, len(class_names(config)))
     targets = optax.smooth_labels(hard, config.label_smoothing)
     example_weights = jnp.ones(y.shape) if weights is None else hard @ weights
 
@@ -158,7 +158,7 @@ class Classifier:
         """
         n = _num_examples(x)
         if not n:
-            return np.zeros((0, len(EMOTIONS)), np.float32)
+            return np.zeros((0, self.model.num_classes), np.float32)
         x = {name: np.asarray(v, np.float32) for name, v in x.items()}
         # Fewer windows than a batch: a batch of the next power of two (a few compiled shapes, little padding).
         size = min(self.batch_size, math.ceil((1 << (n - 1).bit_length()) / self.mesh.size) * self.mesh.size)
@@ -168,7 +168,7 @@ class Classifier:
         out = [self._predict(variables, _gather(x, indices[first:first + PREDICT_BATCHES_PER_CALL],
                                                 self.chunk_sharding))
                for first in range(0, num_batches, PREDICT_BATCHES_PER_CALL)]
-        return np.concatenate([probs.reshape(-1, len(EMOTIONS)) for probs in jax.device_get(out)])[:n]
+        return np.concatenate([probs.reshape(-1, self.model.num_classes) for probs in jax.device_get(out)])[:n]
 
 
 class Trainer(Classifier):

@@ -23,7 +23,6 @@ last frame (``FRAME_SAMPLES``, 32 ms) is complete: at most 32 ms of audio after 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import numpy as np
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -36,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from emojax import checkpoints, evaluate, input_pipeline, models
+from emojax import checkpoints, evaluate, finetune, input_pipeline, models, protocols
 from emojax.checkpoints import CHECKPOINT_DIR, BEST_METRIC, TrainingError
 from emojax.state import create_train_state, learning_rate_schedule, make_mesh, model_variables, num_parameters
 from emojax.steps import Trainer, class_weights
@@ -64,6 +63,9 @@ def ensure_prepared(config: ml_collections.ConfigDict) -> None:
     """Builds ``synthetic_prosody`` when it is asked for and missing; explains how to prepare the others."""
     from emojax import prepared
 
+    if not config.datasets:
+        raise TrainingError("config.datasets names no corpus: give the prepared corpora to train on, e.g. "
+                            "--config.datasets=custom/<name> for yours (datasets/custom/README.md)")
     for name in config.datasets:
         if prepared.is_prepared(name, config.data_dir):
             continue
@@ -76,10 +78,17 @@ def ensure_prepared(config: ml_collections.ConfigDict) -> None:
             except corpora.MissingBuildExtra as e:
                 raise TrainingError(str(e)) from None
         else:
-            raise FileNotFoundError(
-                f"corpus {name!r} is not prepared in {config.data_dir or prepared.default_data_dir()}: run "
-                f"`tfds build datasets/{name} --manual_dir /path/to/{name}` first, or choose other corpora "
-                f"with --config.datasets")
+            root = config.data_dir or prepared.default_data_dir()
+            raise FileNotFoundError(f"corpus {name!r} is not prepared in {root}: run "
+                                    f"`{prepared.build_command(name, root)}` first (DIR: the recordings), or choose "
+                                    "other corpora with --config.datasets")
+
+
+def with_labels(config: ml_collections.ConfigDict, classes: tuple[str, ...]) -> ml_collections.ConfigDict:
+    """A copy of ``config`` whose ``labels`` are ``classes``, the training data's label set (the model's outputs)."""
+    resolved = ml_collections.ConfigDict(config.to_dict())
+    resolved.labels = list(classes)
+    return resolved
 
 
 def _check_writable(workdir: Path) -> None:
@@ -160,12 +169,12 @@ def _non_finite_error(config: ml_collections.ConfigDict, workdir: Path, manager:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
-                       splits: dict[str, input_pipeline.Corpus] | None = None) -> dict[str, Any]:
+                       splits: dict[str, protocols.Corpus] | None = None) -> dict[str, Any]:
     """Trains ``config`` in ``workdir`` (resuming from its latest good checkpoint), then evaluates the best
     checkpoint on the test split; returns the test metrics (also written to ``workdir/test_metrics.json``).
     With several processes (``jax.distributed``) every process calls it with the same arguments.
 
-    ``splits``: the protocol's examples (``input_pipeline.load_splits``) when they are already in memory; by
+    ``splits``: the protocol's examples (``protocols.load_splits``) when they are already in memory; by
     default they are read from the prepared corpora (building the synthetic one when it is asked for).
 
     Raises ``TrainingError`` (unwritable or incompatible workdir, unreadable checkpoints, non-finite loss)
@@ -174,6 +183,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     checkpoints already written.
     """
     workdir = Path(workdir)
+    if config.protocol == "kfold" and config.fold < 0:
+        from emojax import kfold  # runs this function once per fold
+
+        return kfold.train_folds(config, workdir)
     try:
         return _train_and_evaluate(config, workdir, splits)
     except KeyboardInterrupt as e:
@@ -242,7 +255,7 @@ def _tensorboard(directory: Path, records: list[dict[str, Any]]) -> Any:
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
-                        splits: dict[str, input_pipeline.Corpus] | None) -> dict[str, Any]:
+                        splits: dict[str, protocols.Corpus] | None) -> dict[str, Any]:
     primary = _is_primary()
     _check_writable(workdir)
     if splits is None:
@@ -252,8 +265,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
             multihost_utils.sync_global_devices("emojax: data prepared")
         if not primary:  # nothing to build any more; explains a corpus missing on this host
             ensure_prepared(config)
-        splits = input_pipeline.load_splits(config)
-    arrays, normalization = input_pipeline.prepare(config, splits)
+        splits = protocols.load_splits(config)
+    config = with_labels(config, splits["train"].classes)
+    source = finetune.load_source(config.init_from) if config.init_from else None
+    if source is not None:
+        finetune.check_compatible(config, source)
+    kept = source.normalization if source is not None and config.init_normalization == "kept" else None
+    arrays, normalization = input_pipeline.prepare(config, splits, kept)
     train = arrays["train"]
     steps_per_epoch = len(train.y) // config.batch_size
     if steps_per_epoch == 0:
@@ -284,6 +302,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
         if resumed is not None:
             state = resumed
             _log(f"resuming from step {int(state.step)} in {workdir / CHECKPOINT_DIR}")
+        elif source is not None:
+            state, how = finetune.initialize(state, config, source)
+            _log(how + (f"; {config.freeze} frozen" if config.freeze != "none" else ""))
         state = trainer.place(state)
         start_epoch = int(state.step) // steps_per_epoch
 
@@ -352,7 +373,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
         _log(f"no test clips ({config.protocol} protocol): the last checkpoint, step {best}, is the model")
         return {"checkpoint_step": best, "num_parameters": n_params, "num_examples": 0}
     test = evaluate.evaluate(trainer, trainer.place(model_variables(best_state)), arrays["test"],
-                             input_pipeline.held_out_classes(config))
+                             protocols.held_out_classes(config))
     test["checkpoint_step"], test["num_parameters"] = best, n_params
     if primary:
         (workdir / "test_metrics.json").write_text(json.dumps(test, indent=1))

@@ -236,11 +236,11 @@ def other_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Pa
 
 
 def test_an_ensemble_averages_its_members_probabilities(trained_workdir, other_workdir, synthetic_data_dir):
-    from emojax import checkpoints, evaluate, input_pipeline, metrics
+    from emojax import checkpoints, evaluate, input_pipeline, metrics, protocols
 
     members = [trained_workdir, other_workdir]
     config, *_ = checkpoints.restore(trained_workdir)
-    test = input_pipeline.load_splits(config)["test"]
+    test = protocols.load_splits(config)["test"]
     windows = _first(input_pipeline.evaluation_windows(test, config))  # {"mfcc": (N, n_mfcc, frames)}
     member_probs = [_probabilities(inference.Predictor.from_workdir(w), windows) for w in members]
     assert np.abs(member_probs[0] - member_probs[1]).max() > 0.05  # two different models
@@ -325,14 +325,14 @@ def speaker_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> 
 
 
 def test_a_speaker_normalized_run_evaluates_and_ensembles_as_it_trained(speaker_workdir, trained_workdir):
-    from emojax import checkpoints, evaluate, input_pipeline, metrics
+    from emojax import checkpoints, evaluate, input_pipeline, metrics, protocols
 
     trained = json.loads((speaker_workdir / "test_metrics.json").read_text())
     again = evaluate.evaluate_checkpoint(speaker_workdir)
     assert again["confusion_matrix"] == trained["confusion_matrix"]
     # With a member without speaker normalisation: each member sees its own windows.
     config, *_ = checkpoints.restore(trained_workdir)
-    splits = input_pipeline.load_splits(config)
+    splits = protocols.load_splits(config)
     plain = _first(input_pipeline.evaluation_windows(splits["test"], config))
     normalized = _first(input_pipeline.evaluation_windows(
         input_pipeline.speaker_normalize(splits, "mean_std")["test"], config))
@@ -425,7 +425,7 @@ def pitch_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> Pa
 def test_a_pitch_run_predicts_evaluates_and_ensembles_as_it_trained(pitch_workdir, trained_workdir,
                                                                      synthetic_data_dir):
     """Recordings get their pitch rows as the stored clips have them; ensembles give each member its own rows."""
-    from emojax import checkpoints, evaluate, input_pipeline, metrics, prepared
+    from emojax import checkpoints, evaluate, input_pipeline, metrics, prepared, protocols
 
     predictor = inference.Predictor.from_workdir(pitch_workdir)
     stored = prepared.load_split("synthetic_prosody", "test", synthetic_data_dir, keys=("mfcc", "pitch", "audio"))
@@ -443,7 +443,7 @@ def test_a_pitch_run_predicts_evaluates_and_ensembles_as_it_trained(pitch_workdi
     # With a member that reads no pitch rows (listed first, so the ensemble must still read them).
     config, *_ = checkpoints.restore(trained_workdir)
     config.pitch = True
-    test = input_pipeline.load_splits(config)["test"]
+    test = protocols.load_splits(config)["test"]
     config.pitch = False
     probs = [_probabilities(inference.Predictor.from_workdir(trained_workdir),
                             _first(input_pipeline.evaluation_windows(test, config))),

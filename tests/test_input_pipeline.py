@@ -8,8 +8,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emojax import input_pipeline
-from emojax.input_pipeline import Corpus, Normalization
+from emojax import input_pipeline, protocols
+from emojax.input_pipeline import Normalization
+from emojax.protocols import Corpus
 from emojax.labels import EMOTIONS
 
 
@@ -22,15 +23,15 @@ def _reference_labels() -> np.ndarray:
 
 def test_stratified_split_matches_the_reference_sizes():
     labels = _reference_labels()
-    kept, held = input_pipeline.stratified_split(labels, 0.2, seed=42)
+    kept, held = protocols.stratified_split(labels, 0.2, seed=42)
     assert (len(kept), len(held)) == (9_729, 2_433)
     assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(labels)))
     for c in np.unique(labels):
         share = (labels == c).sum() * 0.2
         assert abs((labels[held] == c).sum() - share) <= 1
-    again = input_pipeline.stratified_split(labels, 0.2, seed=42)
+    again = protocols.stratified_split(labels, 0.2, seed=42)
     assert np.array_equal(again[1], held)
-    assert not np.array_equal(input_pipeline.stratified_split(labels, 0.2, seed=43)[1], held)
+    assert not np.array_equal(protocols.stratified_split(labels, 0.2, seed=43)[1], held)
 
 
 def _corpus(n: int, frames: int = 100, seed: int = 0) -> Corpus:
@@ -43,7 +44,7 @@ def _corpus(n: int, frames: int = 100, seed: int = 0) -> Corpus:
 
 def test_random_protocol_is_disjoint_and_keeps_test_aside():
     corpus = _corpus(200)
-    splits = input_pipeline.random_protocol(corpus, 0.2, 0.1, seed=1)
+    splits = protocols.random_protocol(corpus, 0.2, 0.1, seed=1)
     files = {name: set(split.file) for name, split in splits.items()}
     assert len(files["test"]) == 40 and len(files["validation"]) == 16 and len(files["train"]) == 144
     assert not files["train"] & files["test"] and not files["validation"] & files["test"]
@@ -51,7 +52,7 @@ def test_random_protocol_is_disjoint_and_keeps_test_aside():
 
 
 def test_load_splits_takes_the_builder_splits_from_any_reader():
-    parts = {split: _corpus(60, seed=k) for k, split in enumerate(input_pipeline.SPLITS)}
+    parts = {split: _corpus(60, seed=k) for k, split in enumerate(protocols.SPLITS)}
     calls = []
 
     def read(config: ml_collections.ConfigDict, split: str) -> Corpus:
@@ -60,24 +61,24 @@ def test_load_splits_takes_the_builder_splits_from_any_reader():
 
     config = ml_collections.ConfigDict(dict(datasets=("a", "b"), protocol="speaker", test_fraction=0.2,
                                             validation_fraction=0.1, split_seed=3, refit=False))
-    assert {k: list(v.file) for k, v in input_pipeline.load_splits(config, read).items()} == {
+    assert {k: list(v.file) for k, v in protocols.load_splits(config, read).items()} == {
         k: list(v.file) for k, v in parts.items()}
-    assert calls == [(("a", "b"), split) for split in input_pipeline.SPLITS]
+    assert calls == [(("a", "b"), split) for split in protocols.SPLITS]
     config.protocol = "random"
-    expected = input_pipeline.random_protocol(Corpus.concatenate(list(parts.values())), 0.2, 0.1, seed=3)
-    got = input_pipeline.load_splits(config, read)
-    for split in input_pipeline.SPLITS:
+    expected = protocols.random_protocol(Corpus.concatenate(list(parts.values())), 0.2, 0.1, seed=3)
+    got = protocols.load_splits(config, read)
+    for split in protocols.SPLITS:
         assert np.array_equal(got[split].file, expected[split].file)
         assert all(np.array_equal(a, b) for a, b in zip(got[split].mfcc, expected[split].mfcc))
 
 
 def test_refit_trains_on_the_validation_clips_and_keeps_the_test_split():
-    parts = {split: _corpus(60, seed=k) for k, split in enumerate(input_pipeline.SPLITS)}
+    parts = {split: _corpus(60, seed=k) for k, split in enumerate(protocols.SPLITS)}
     config = ml_collections.ConfigDict(dict(datasets=("a", "b"), protocol="random", test_fraction=0.2,
                                             validation_fraction=0.1, split_seed=3, refit=False))
-    plain = input_pipeline.load_splits(config, lambda c, split: parts[split])
+    plain = protocols.load_splits(config, lambda c, split: parts[split])
     config.refit = True
-    refit = input_pipeline.load_splits(config, lambda c, split: parts[split])
+    refit = protocols.load_splits(config, lambda c, split: parts[split])
     assert list(refit["train"].file) == [*plain["train"].file, *plain["validation"].file]
     assert all(np.array_equal(a, b) for a, b in zip(refit["train"].mfcc, [*plain["train"].mfcc,
                                                                           *plain["validation"].mfcc]))
@@ -89,31 +90,31 @@ def test_refit_trains_on_the_validation_clips_and_keeps_the_test_split():
 
 
 def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus():
-    parts = {split: _corpus(40, seed=i).subset(np.arange(40)) for i, split in enumerate(input_pipeline.SPLITS)}
+    parts = {split: _corpus(40, seed=i).subset(np.arange(40)) for i, split in enumerate(protocols.SPLITS)}
     parts = {split: Corpus(**{**vars(c), "file": np.array([f"{split}/{f}" for f in c.file])})
              for split, c in parts.items()}
     config = ml_collections.ConfigDict({"datasets": ("a", "b"), "test_corpus": "b"})
-    splits = input_pipeline.leave_one_corpus_out(config, parts.__getitem__)
+    splits = protocols.leave_one_corpus_out(config, parts.__getitem__)
     assert set(splits["train"].corpus) == {"a"} and set(splits["validation"].corpus) == {"a"}
     assert set(splits["test"].corpus) == {"b"} and len(splits["test"]) == 60  # b's examples of all three splits
     assert set(splits["train"].file) == {f for f, c in zip(parts["train"].file, parts["train"].corpus) if c == "a"}
     config.test_corpus = "c"
     with pytest.raises(ValueError, match="test_corpus"):
-        input_pipeline.leave_one_corpus_out(config, parts.__getitem__)
+        protocols.leave_one_corpus_out(config, parts.__getitem__)
 
 
 
 def test_held_out_classes_are_the_test_corpus_emotions_under_loco_only():
     config = ml_collections.ConfigDict({"protocol": "loco", "test_corpus": "crema_d"})
-    assert input_pipeline.held_out_classes(config) == ("neutral", "happiness", "sadness", "anger", "fear", "disgust")
+    assert protocols.held_out_classes(config) == ("neutral", "happiness", "sadness", "anger", "fear", "disgust")
     config.test_corpus = "tess"
-    assert input_pipeline.held_out_classes(config) == tuple(e for e in EMOTIONS if e != "calm")
+    assert protocols.held_out_classes(config) == tuple(e for e in EMOTIONS if e != "calm")
     config.test_corpus = "ravdess"
-    assert input_pipeline.held_out_classes(config) == EMOTIONS
+    assert protocols.held_out_classes(config) == EMOTIONS
     config.test_corpus = "synthetic_prosody"
-    assert input_pipeline.held_out_classes(config) is None
+    assert protocols.held_out_classes(config) is None
     config.update({"protocol": "speaker", "test_corpus": "crema_d"})
-    assert input_pipeline.held_out_classes(config) is None
+    assert protocols.held_out_classes(config) is None
 
 def test_crop_windows_slice_and_zero_pad():
     mfcc = np.arange(40 * 10, dtype=np.float32).reshape(40, 10)
@@ -304,7 +305,7 @@ def test_prepare_normalizes_speakers_before_windows():
     normalized = input_pipeline.speaker_normalize(splits, "mean_std")
     expected, expected_norm = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"),
                                                      normalized)
-    for name in input_pipeline.SPLITS:
+    for name in protocols.SPLITS:
         np.testing.assert_array_equal(arrays[name].x["mfcc"], expected[name].x["mfcc"])
     np.testing.assert_array_equal(norm.statistics["mfcc"][0], expected_norm.statistics["mfcc"][0])
     plain, _ = input_pipeline.prepare(_config(crop_shift_frames=6, normalization="per_coefficient"), splits)

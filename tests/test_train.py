@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the configs/ package
 
 from configs import demo  # noqa: E402
-from emojax import checkpoints, evaluate, input_pipeline, metrics, models, steps, train  # noqa: E402
+from emojax import checkpoints, evaluate, input_pipeline, metrics, models, protocols, steps, train  # noqa: E402
 from emojax.state import TrainState, create_train_state, make_mesh, model_variables  # noqa: E402
 
 
@@ -225,7 +225,7 @@ def test_bfloat16_compute_trains_like_float32_with_float32_params_and_statistics
 def test_a_refit_run_trains_on_validation_too_and_keeps_its_last_epoch(tmp_path, synthetic_data_dir,
                                                                          compilation_cache):
     config = tiny_config(data_dir=synthetic_data_dir, epochs=3)
-    plain = input_pipeline.load_splits(config)
+    plain = protocols.load_splits(config)
     config.refit = True
     test = train.train_and_evaluate(config, tmp_path / "refit")
     records = [json.loads(line) for line in (tmp_path / "refit" / "metrics.jsonl").read_text().splitlines()]
@@ -243,7 +243,7 @@ def test_a_refit_run_trains_on_validation_too_and_keeps_its_last_epoch(tmp_path,
 
 def test_a_run_on_splits_in_memory_reads_no_prepared_data(tmp_path, synthetic_data_dir, compilation_cache):
     config = tiny_config(epochs=1, data_dir=synthetic_data_dir)
-    splits = input_pipeline.load_splits(config)
+    splits = protocols.load_splits(config)
     expected = train.train_and_evaluate(config, tmp_path / "read")
     config.data_dir = str(tmp_path / "nothing-prepared-here")
     got = train.train_and_evaluate(config, tmp_path / "given", splits)
