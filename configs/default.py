@@ -68,6 +68,24 @@ def get_config() -> ml_collections.ConfigDict:
     config.time_masks = 1  # bands of frames masked per window
     config.max_time_width = 20
 
+    # Augmentation of the waveform (on device, before the front end; emojax.augment.augment_waveforms, in this order).
+    # Each *_prob is the share of clips, drawn per clip, that get that augmentation; 0 (every default here): off.
+    # They need the front end in the train step: "prepared" cuts training windows from the builders' MFCCs; "step"
+    # computes them from the recordings in each step (the same windows for a clip left unchanged).
+    config.front_end = "prepared"
+    config.wave_speed = (1.0, 1.0)  # speed factors (tempo and pitch together, as Kaldi's); e.g. (0.9, 1.1); (1, 1): off
+    config.wave_reverb_prob = 0.0  # reverberation by a synthetic room impulse response
+    config.wave_reverb_rt60 = (0.2, 0.8)  # its reverberation time, seconds
+    config.wave_reverb_drr_db = (0.0, 10.0)  # its direct-to-reverberant energy ratio, dB
+    config.wave_noise_prob = 0.0  # additive noise
+    config.wave_noise_snr_db = (5.0, 20.0)  # its signal-to-noise ratio, dB of the clip's own power
+    config.wave_noise_kinds = ("white", "pink", "babble")  # drawn per clip among these (babble: other clips)
+    config.wave_babble_talkers = (3, 5)  # clips summed into babble (at most the batch size - 1)
+    config.wave_telephone_prob = 0.0  # band-limited to the telephone band, 300-3400 Hz
+    config.wave_clip_prob = 0.0  # overdriven and hard-clipped at full scale
+    config.wave_clip_drive_db = (0.0, 20.0)  # the overdrive, dB above the clip's peak
+    config.wave_gain_db = 0.0  # level changed by a gain uniform in +- this many dB; 0: off
+
     # Execution.
     config.data_on_device = True  # False: host-fed batches (same results, for data that does not fit)
     config.host_chunk_steps = 16  # host-fed: batches gathered on the host per jitted call (a scan over them)

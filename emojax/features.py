@@ -38,7 +38,8 @@ from emojax.spectral import _POOL, _mel_path, delta, melspectrogram, mfcc, power
 
 __all__ = [
     # The front end; its time grid (MFCC_SAMPLE_RATE, FRAME_HOP) is defined in emojax.audio.
-    "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "FRONT_END_AMIN", "clip_mfccs",
+    "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "FRONT_END_AMIN", "clip_mfccs", "clip_peaks", "segment_samples",
+    "segment_mfccs",
     # Re-exported from emojax.audio, emojax.filters, emojax.spectral and emojax.pitch.
     "SAMPLE_RATE", "INT16_SCALE", "AudioFileError", "load_audio", "to_mono", "resample", "to_int16",
     "stft", "mel_filterbank", "melspectrogram", "power_to_db", "mfcc", "delta",
@@ -53,6 +54,7 @@ FRONT_END_AMIN = 1e-20
 with 1e-10, a recording with a -45 dBFS peak made 30 dB quieter has its quiet frames at -100 dB instead of 80 dB below
 its peak, so its MFCCs change by more than the gain (72 of 300 CREMA-D test clips). At 1e-20 (-200 dB) the floor
 is out of reach of any audible recording, so a gain moves c0 alone; above it both give the same values."""
+_TOP_DB = 80.0  # dB kept below each clip's loudest mel band (librosa's power_to_db default)
 _CLIP_BATCH = 32  # clips per jitted front-end call (one per core at a time)
 _MAX_RESAMPLE_WEIGHTS = 1 << 20  # larger polyphase matrices (unusual rate pairs): scipy on the host instead
 
@@ -107,12 +109,13 @@ def _resample(x: jax.Array, weights: tuple[jax.Array, ...], *, up: int, down: in
     return jnp.concatenate(parts, axis=-1).reshape(x.shape[0], n_blocks * up)[:, :n_out]
 
 
-@functools.partial(jax.jit, static_argnames=("up", "down", "j_lo", "groups", "n_out", "blocks"))
+@functools.partial(jax.jit, static_argnames=("up", "down", "j_lo", "groups", "n_out", "blocks", "peaks"))
 def _front_end_batch(x: jax.Array, n44: jax.Array, n_frames: jax.Array, weights: tuple[jax.Array, ...],
                      window: jax.Array, mel_t: jax.Array, dct: jax.Array, *, up: int, down: int, j_lo: int,
                      groups: tuple[tuple[int, int, int, int], ...], n_out: int,
-                     blocks: tuple[tuple[int, int, int, int], ...]) -> jax.Array:
-    """Front-end MFCCs ``(clips, frames, n_mfcc)`` of zero-padded clips ``x (clips, samples)`` at the input rate.
+                     blocks: tuple[tuple[int, int, int, int], ...], peaks: bool = False) -> jax.Array:
+    """Front-end MFCCs ``(clips, frames, n_mfcc)`` of zero-padded clips ``x (clips, samples)`` at the input rate, or
+    with ``peaks`` their top_db peaks ``(clips,)`` in dB.
 
     Each clip is resampled (``up == down == 1``: as is), zeroed from its own resampled length ``n44`` on, and its
     top_db peak is taken over its first ``n_frames`` frames, so padding does not change any result.
@@ -120,9 +123,66 @@ def _front_end_batch(x: jax.Array, n44: jax.Array, n_frames: jax.Array, weights:
     if up != 1 or down != 1:
         x = _resample(x, weights, up=up, down=down, j_lo=j_lo, groups=groups, n_out=n_out)
     x = jnp.where(jnp.arange(x.shape[1]) < n44[:, None], x, 0.0)
-    return _mel_path(x, 0, window, mel_t, dct, n_frames, size=x.shape[0], blocks=blocks, n_fft=FRONT_END["n_fft"],
-                     hop=FRONT_END["hop_length"], center=True, pad_mode="constant", power=2.0, top_db=80.0,
-                     log=True, amin=FRONT_END_AMIN)[0]
+    mel = _mel_path(x, 0, window, mel_t, None if peaks else dct, n_frames, size=x.shape[0], blocks=blocks,
+                    n_fft=FRONT_END["n_fft"], hop=FRONT_END["hop_length"], center=True, pad_mode="constant",
+                    power=2.0, top_db=None if peaks else _TOP_DB, log=not peaks, amin=FRONT_END_AMIN)[0]
+    if not peaks:
+        return mel
+    return _valid_peak(_mel_db(mel), n_frames)
+
+
+def _mel_db(mel: jax.Array) -> jax.Array:
+    """The front end's dB of mel powers (``FRONT_END_AMIN`` floor, no ``top_db``)."""
+    return 10.0 * jnp.log10(jnp.maximum(FRONT_END_AMIN, mel))
+
+
+def _valid_peak(db: jax.Array, n_frames: jax.Array) -> jax.Array:
+    """The largest value ``(clips,)`` of ``db (clips, frames, bands)`` over each clip's first ``n_frames`` frames."""
+    valid = jnp.arange(db.shape[1]) < n_frames[:, None]
+    return jnp.max(jnp.where(valid[..., None], db, -jnp.inf), axis=(1, 2))
+
+
+def segment_samples(frames: int) -> int:
+    """The 16 kHz samples a clip's first ``frames`` front-end frames depend on: up to the last frame's window end
+    (``n_fft / 2`` past its centre) at 44.1 kHz, plus the resampling filter's reach."""
+    up, down = _rate_ratio(MFCC_SAMPLE_RATE, SAMPLE_RATE)
+    end = (frames - 1) * FRONT_END["hop_length"] + FRONT_END["n_fft"] // 2  # 44.1 kHz samples
+    return -(-end * down // up) + 10 * max(up, down) // up + 2
+
+
+def segment_mfccs(x: jax.Array, lengths: jax.Array, frames: int, peak_db: jax.Array | None = None) -> jax.Array:
+    """Front-end MFCCs of the first ``frames`` frames of a batch of clips, jittable: the train step's front end.
+
+    Args:
+      x: ``(B, S)`` float32 samples at 16 kHz, each clip zero from its length on.
+      lengths: ``(B,)`` int, each clip's samples (at most S).
+      frames: frames to compute (static).
+      peak_db: ``(B,)`` each clip's ``top_db`` reference (``clip_peaks`` of the whole clip); None, or NaN for a clip:
+        the loudest mel band over the segment's own frames.
+
+    Returns:
+      ``(B, n_mfcc, frames)`` float32. With ``S >= segment_samples(frames)`` (the clip's samples beyond S cut off) and
+      the whole clip's ``peak_db``, equal to ``clip_mfccs(clip)[:, :frames]`` to float32 round-off; frames past the
+      clip's end are computed from zeros, as ``clip_mfccs`` of a longer clip would.
+    """
+    up, down = _rate_ratio(MFCC_SAMPLE_RATE, SAMPLE_RATE)
+    j_lo, groups, weights = _resample_plan(up, down)
+    n_fft, hop = FRONT_END["n_fft"], FRONT_END["hop_length"]
+    end = (frames - 1) * hop + n_fft // 2  # the resampled samples the frames read
+    y = _resample(jnp.asarray(x, jnp.float32), tuple(jnp.asarray(w) for w in weights), up=up, down=down, j_lo=j_lo,
+                  groups=groups, n_out=end)
+    n44 = -(-jnp.asarray(lengths) * up // down)
+    y = jnp.where(jnp.arange(end) < n44[:, None], y, 0.0)
+    fb, blocks = _mel_setup(MFCC_SAMPLE_RATE, n_fft, FRONT_END["n_mels"], 0.0, None, False, "slaney")
+    dct = _dct_matrix(FRONT_END["n_mels"], FRONT_END["n_mfcc"], 2, "ortho", 0.0)
+    mel = _mel_path(y, 0, _window("hann", n_fft, n_fft), fb.T, None, None, size=y.shape[0], blocks=blocks,
+                    n_fft=n_fft, hop=hop, center=True, pad_mode="constant", power=2.0, top_db=None, log=False,
+                    amin=FRONT_END_AMIN)[0][:, :frames]
+    db = _mel_db(mel)
+    own = _valid_peak(db, jnp.minimum(1 + n44 // hop, frames))
+    peak = own if peak_db is None else jnp.where(jnp.isnan(peak_db), own, jnp.asarray(peak_db, jnp.float32))
+    db = jnp.maximum(db, peak[:, None, None] - _TOP_DB)
+    return jnp.swapaxes(jnp.matmul(db, dct), 1, 2)
 
 
 def _bucket_frames(frames: int) -> int:
@@ -146,6 +206,18 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
       one float32 ``(40, frames)`` array per clip, ``frames = 1 + n44 // 512`` with ``n44 = ceil(samples * 44100 /
       sample_rate)`` the resampled length.
     """
+    return _front_end(clips, sample_rate, peaks=False)
+
+
+def clip_peaks(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The loudest mel band of each clip over all its frames, in dB (the front end's ``top_db`` reference: its MFCCs
+    floor every band at this minus 80 dB): ``(N,)`` float32, computed as ``clip_mfccs`` computes the MFCCs. With it,
+    ``segment_mfccs`` of a clip's first seconds equals its ``clip_mfccs`` there."""
+    return np.asarray(_front_end(clips, sample_rate, peaks=True), np.float32)
+
+
+def _front_end(clips: Sequence[np.ndarray], sample_rate: int, peaks: bool) -> list:
+    """``clip_mfccs`` (``peaks=False``: one (40, frames) array per clip) or ``clip_peaks`` (one float per clip)."""
     _check_positive_int(sample_rate=sample_rate)
     up, down = _rate_ratio(MFCC_SAMPLE_RATE, sample_rate)
     signals = [_as_clip(c) for c in clips]
@@ -183,10 +255,12 @@ def clip_mfccs(clips: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> l
             batch[row, : len(signals[i])] = signals[i]
             lengths44[row], valid[row] = n44[i], n_frames[i]
         res = np.asarray(_front_end_batch(batch, lengths44, valid, weights, window, fb.T, dct, up=up, down=down,
-                                          j_lo=j_lo, groups=groups, n_out=n_out, blocks=blocks))
+                                          j_lo=j_lo, groups=groups, n_out=n_out, blocks=blocks, peaks=peaks))
+        if peaks:
+            return [float(res[row]) for row in range(len(chunk))]
         return [np.ascontiguousarray(res[row, : n_frames[i]].T) for row, i in enumerate(chunk)]
 
-    out: list[np.ndarray] = [np.empty(0)] * len(signals)
+    out: list = [np.empty(0)] * len(signals)
     for (_, chunk), results in zip(jobs, _POOL.map(run, jobs)):
         for i, mfcc in zip(chunk, results):
             out[i] = mfcc

@@ -239,13 +239,54 @@ class Arrays:
     """One split ready for the trainer: ``x`` normalised float32 windows, ``y`` (N,) int32 indices into ``classes``,
     ``corpus`` (N,) names.
 
-    ``x`` is ``{name: (N, R, frames)}`` for training and ``{name: (N, K, R, window_frames)}`` for evaluation (K crops
-    per clip, ``evaluation_windows``)."""
+    ``x`` is ``{name: (N, R, frames)}`` for training (``waveform_inputs`` with the front end in the step) and
+    ``{name: (N, K, R, window_frames)}`` for evaluation (K crops per clip, ``evaluation_windows``)."""
 
     x: Inputs
     y: np.ndarray
     corpus: np.ndarray
     classes: tuple[str, ...] = EMOTIONS
+
+
+FRONT_ENDS = ("prepared", "step")
+"""``config.front_end``: training windows cut from the prepared MFCCs, or computed from the waveform in the train
+step (``steps.step_windows``), where waveform augmentations (``augment.augment_waveforms``) can act first."""
+
+
+def step_segment(config: ml_collections.ConfigDict) -> tuple[int, int]:
+    """``(first, frames)``: the training window's first frame and its frames (``window_frames`` plus the crop shift
+    on each side), which the front end in the step computes from a clip's first ``features.segment_samples(first +
+    frames)`` samples. ``ValueError`` for configs it cannot serve (the message says which field to change)."""
+    unsupported = {"utterance_normalization": config.utterance_normalization not in ("none", "level"),
+                   "speaker_normalization": config.speaker_normalization != "none", "pitch": bool(config.pitch),
+                   "normalization": config.normalization != "per_coefficient"}
+    if any(unsupported.values()) or config.offset_frames < config.crop_shift_frames:
+        fields = [name for name, bad in unsupported.items() if bad] or ["offset_frames < crop_shift_frames"]
+        raise ValueError(f"the front end in the train step (config.front_end='step') takes per_coefficient "
+                         f"normalization, utterance_normalization 'none' or 'level', no speaker normalisation, no "
+                         f"pitch and offset_frames >= crop_shift_frames; change {', '.join(fields)} or use "
+                         "config.front_end='prepared'")
+    return config.offset_frames - config.crop_shift_frames, config.window_frames + 2 * config.crop_shift_frames
+
+
+def waveform_inputs(config: ml_collections.ConfigDict, corpus: Corpus) -> Inputs:
+    """The training clips as the front end in the step reads them (``steps.step_windows``): ``"audio"`` (N, S) int16,
+    each clip's first ``S = features.segment_samples(...)`` samples (zeros after its end), ``"length"`` (N,) int32 its
+    samples there, and, of the whole clip, ``"frames"`` (N,) int32 its frames, ``"peak"`` (N,) float32 its ``top_db``
+    reference (``features.clip_peaks``) and ``"level"`` (N,) float32 its mean c0 (``utterance_normalize``'s
+    ``"level"``): with them an unaugmented clip's windows equal the prepared ones."""
+    if corpus.audio is None:
+        raise ValueError("the front end in the train step needs the recordings; read the corpora with "
+                         "config.front_end='step'")
+    first, frames = step_segment(config)
+    size = features.segment_samples(first + frames)
+    audio = np.zeros((len(corpus), size), np.int16)
+    for i, clip in enumerate(corpus.audio):
+        audio[i, :min(len(clip), size)] = clip[:size]
+    return {"audio": audio, "length": np.array([min(len(a), size) for a in corpus.audio], np.int32),
+            "frames": np.array([m.shape[1] for m in corpus.mfcc], np.int32),
+            "peak": features.clip_peaks(corpus.audio),
+            "level": np.array([m[0].mean(dtype=np.float64) for m in corpus.mfcc], np.float32)}
 
 
 def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus], normalization: Normalization | None = None
@@ -256,7 +297,9 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus], normal
     Evaluation windows (``evaluation_windows``) are ``config.window_frames`` frames from
     ``config.offset_frames``, or ``config.test_crops`` such windows spread over the training crops' range.
     Training windows are ``config.crop_shift_frames`` wider on each side, so that the trainer can crop a
-    random ``window_frames`` window shifted by up to that many frames (0: the evaluation window exactly).
+    random ``window_frames`` window shifted by up to that many frames (0: the evaluation window exactly). With
+    ``config.front_end="step"`` the training split holds the clips' waveforms instead (``waveform_inputs``), whose
+    windows the train step computes; the statistics are still those of the prepared training windows.
     """
     n_mfcc, frames, offset, shift = config.n_mfcc, config.window_frames, config.offset_frames, config.crop_shift_frames
     if shift and config.normalization == "per_position":
@@ -268,8 +311,10 @@ def prepare(config: ml_collections.ConfigDict, splits: dict[str, Corpus], normal
     fit_on = {name: x[:, :, shift:shift + frames] for name, x in train_windows.items()} if shift else train_windows
     if normalization is None:
         normalization = Normalization.fit(fit_on, config.normalization)
-    arrays = {"train": Arrays(normalization(train_windows), splits["train"].label.astype(np.int32),
-                              splits["train"].corpus, splits["train"].classes)}
+    train_x = (waveform_inputs(config, splits["train"]) if config.get("front_end", "prepared") == "step"
+               else normalization(train_windows))
+    arrays = {"train": Arrays(train_x, splits["train"].label.astype(np.int32), splits["train"].corpus,
+                              splits["train"].classes)}
     for name in ("validation", "test"):
         arrays[name] = Arrays(normalization(evaluation_windows(splits[name], config)),
                               splits[name].label.astype(np.int32), splits[name].corpus, splits[name].classes)

@@ -54,6 +54,8 @@ class Corpus:
       label: (N,) int64 indices into ``classes``.
       speaker, corpus, gender, file: (N,) str; ``speaker`` is ``""`` where the corpus does not name one.
       classes: the label names, in label order (the 8 ``EMOTIONS`` for the built-in corpora).
+      audio: N arrays (samples,) int16 at 16 kHz, the recordings, or None when not read (``config.front_end="step"``
+        reads them).
     """
 
     mfcc: list[np.ndarray]
@@ -64,6 +66,7 @@ class Corpus:
     gender: np.ndarray
     file: np.ndarray
     classes: tuple[str, ...] = EMOTIONS
+    audio: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.mfcc)
@@ -75,14 +78,15 @@ class Corpus:
     @classmethod
     def from_split(cls, split: dict, classes: Sequence[str] = EMOTIONS) -> Corpus:
         """From a ``prepared.load_split`` dict (needs keys mfcc, label, speaker, corpus, gender, file; pitch is
-        kept when present) whose labels index ``classes``."""
+        kept when present, and so is audio) whose labels index ``classes``."""
         missing = [k for k in ("mfcc", "label", *_STR_FIELDS) if k not in split]
         if missing:
             raise KeyError(f"load_split result lacks {missing}; rebuild the dataset with the current builders")
         pitch = None if "pitch" not in split else [np.asarray(p, np.float32) for p in split["pitch"]]
         return cls(mfcc=[np.asarray(m, np.float32) for m in split["mfcc"]], pitch=pitch,
                    label=np.asarray(split["label"], np.int64),
-                   **{k: np.asarray(split[k]).astype(str) for k in _STR_FIELDS}, classes=tuple(classes))
+                   **{k: np.asarray(split[k]).astype(str) for k in _STR_FIELDS}, classes=tuple(classes),
+                   audio=split.get("audio"))
 
     def replace_rows(self, clips: Sequence[Inputs]) -> Corpus:
         """The same examples with new full-clip rows (``clip``'s layout, one dict per example)."""
@@ -94,22 +98,24 @@ class Corpus:
         return Corpus(mfcc=[self.mfcc[i] for i in indices],
                       pitch=None if self.pitch is None else [self.pitch[i] for i in indices],
                       label=self.label[indices], **{k: getattr(self, k)[indices] for k in _STR_FIELDS},
-                      classes=self.classes)
+                      classes=self.classes, audio=None if self.audio is None else [self.audio[i] for i in indices])
 
     @staticmethod
     def concatenate(parts: Sequence[Corpus]) -> Corpus:
-        """All examples of ``parts``, in order (with pitch rows only when every part has them); the parts must have
-        the same ``classes``."""
+        """All examples of ``parts``, in order (with pitch rows and audio only when every part has them); the parts
+        must have the same ``classes``."""
         classes = {p.classes for p in parts}
         if len(classes) > 1:
             raise ValueError(f"cannot put together examples of different label sets {sorted(classes)}: build the "
                              "corpora with the same labels (datasets/custom/README.md, \"Labels\")")
         with_pitch = all(p.pitch is not None for p in parts)
+        with_audio = all(p.audio is not None for p in parts)
         return Corpus(mfcc=[m for p in parts for m in p.mfcc],
                       pitch=[r for p in parts for r in p.pitch] if with_pitch else None,
                       label=np.concatenate([p.label for p in parts]),
                       **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _STR_FIELDS},
-                      classes=parts[0].classes if parts else EMOTIONS)
+                      classes=parts[0].classes if parts else EMOTIONS,
+                      audio=[a for p in parts for a in p.audio] if with_audio else None)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,10 +158,11 @@ def dataset_classes(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 def read_prepared(config: ml_collections.ConfigDict, split: str) -> Corpus:
     """The examples of ``config.datasets`` in one of their builders' ``split``, corpus after corpus, each in stored
     order: the prepared TFDS data (``prepared.load_split``) in ``config.data_dir`` (``None``: the default TFDS
-    data dir); the pitch rows too with ``config.pitch``."""
+    data dir); the pitch rows too with ``config.pitch``, the recordings with ``config.front_end="step"``."""
     from emojax import prepared
 
-    keys = ("mfcc", "label", *_STR_FIELDS, *(("pitch",) if config.pitch else ()))
+    keys = ("mfcc", "label", *_STR_FIELDS, *(("pitch",) if config.pitch else ()),
+            *(("audio",) if config.get("front_end", "prepared") == "step" else ()))
     classes = dataset_classes(config)
     return Corpus.concatenate([Corpus.from_split(prepared.load_split(name, split, config.data_dir, keys=keys), classes)
                                for name in config.datasets])

@@ -37,7 +37,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from emojax import augment
+from emojax import augment, features, input_pipeline
 from emojax.labels import class_names
 from emojax.state import TrainState
 
@@ -71,15 +71,47 @@ def augment_batch(config: ml_collections.ConfigDict, key: jax.Array, x: Batch) -
     return x
 
 
+def step_windows(config: ml_collections.ConfigDict, normalization: input_pipeline.Normalization, key: jax.Array,
+                 x: Batch) -> Batch:
+    """The front end in the train step (``config.front_end="step"``): normalised training windows
+    ``{"mfcc": (B, n_mfcc, window_frames + 2 crop_shift_frames)}`` of a batch of clips x
+    (``input_pipeline.waveform_inputs``: "audio" (B, S) int16, "length", "frames", "peak", "level" (B,)), after the
+    waveform augmentations (``augment.augment_waveforms``) drawn from ``key``.
+
+    A clip the augmentations left unchanged keeps its whole-clip ``top_db`` peak, level (c0 mean) and frame count, so
+    its windows equal the prepared ones (``input_pipeline.prepare``); a changed clip gets those of its own segment.
+    """
+    first, frames = input_pipeline.step_segment(config)
+    audio = x["audio"].astype(jnp.float32) / features.INT16_SCALE
+    wave, lengths = augment.augment_waveforms(key, audio, x["length"], config)
+    changed = jnp.any(wave != audio, axis=1) | (lengths != x["length"])
+    mfcc = features.segment_mfccs(wave, lengths, first + frames, jnp.where(changed, jnp.nan, x["peak"]))
+    up, down = features.MFCC_SAMPLE_RATE, features.SAMPLE_RATE
+    own_frames = 1 + (-(-lengths * up // down)) // features.FRAME_HOP
+    clip_frames = jnp.where(changed, own_frames, x["frames"])  # frames of the whole (augmented) clip
+    if config.utterance_normalization == "level":
+        in_clip = jnp.arange(first + frames) < clip_frames[:, None]
+        own_level = (mfcc[:, 0] * in_clip).sum(axis=1) / jnp.maximum(in_clip.sum(axis=1), 1)
+        mfcc = mfcc.at[:, 0].add(-jnp.where(changed, own_level, x["level"])[:, None])
+    rows = mfcc[:, :config.n_mfcc, first:]
+    rows = jnp.where((jnp.arange(first, first + frames) < clip_frames[:, None])[:, None, :], rows, 0.0)
+    mean, std = normalization.statistics["mfcc"]
+    return {"mfcc": (rows - mean) / std}
+
+
 def train_step(config: ml_collections.ConfigDict, batch_sharding: NamedSharding, weights: np.ndarray | None,
-               state: TrainState, x: Batch, y: jnp.ndarray, key: jax.Array
-               ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+               windows: Callable[[jax.Array, Batch], Batch] | None, state: TrainState, x: Batch, y: jnp.ndarray,
+               key: jax.Array) -> tuple[TrainState, dict[str, jnp.ndarray]]:
     """One update on a batch of training windows x ``{name: (B, R, W >= window_frames)}``, labels y (B,);
-    ``weights`` (num_classes,) or None: the per-class loss weights of ``class_weights``.
+    ``weights`` (num_classes,) or None: the per-class loss weights of ``class_weights``; ``windows``: None, or the
+    front end in the step (``step_windows``) that makes those windows from a batch of clips x.
 
     Returns the new state and {"loss", "accuracy"} of the batch (before the update).
     """
     augment_key, dropout_key = jax.random.split(key)
+    if windows is not None:
+        augment_key, wave_key = jax.random.split(augment_key)
+        x = windows(wave_key, jax.lax.with_sharding_constraint(x, batch_sharding))
     x = jax.lax.with_sharding_constraint(augment_batch(config, augment_key, x), batch_sharding)
     y = jax.lax.with_sharding_constraint(y, batch_sharding)
     hard = jax.nn.one_hot(y, len(class_names(config)))
@@ -176,14 +208,20 @@ class Trainer(Classifier):
     ``config.eval_batch_size``)."""
 
     def __init__(self, config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh,
-                 weights: np.ndarray | None = None):
-        """``weights``: per-class loss weights (``class_weights``), None for an unweighted loss."""
+                 weights: np.ndarray | None = None, normalization: input_pipeline.Normalization | None = None):
+        """``weights``: per-class loss weights (``class_weights``), None for an unweighted loss; ``normalization``:
+        the training windows' statistics, which the front end in the step (``config.front_end="step"``) needs."""
         if config.batch_size % mesh.size:
             raise ValueError(f"config.batch_size={config.batch_size} must be a multiple of the {mesh.size} devices")
         super().__init__(model, mesh, config.eval_batch_size)
         self.config = config
         self.weights = None if weights is None else np.asarray(weights, np.float32)
-        self.step = jax.jit(functools.partial(train_step, config, self.batch_sharding, self.weights),
+        self.windows = None
+        if config.get("front_end", "prepared") == "step":
+            if normalization is None:
+                raise ValueError("the front end in the train step needs the training windows' normalization")
+            self.windows = functools.partial(step_windows, config, normalization)
+        self.step = jax.jit(functools.partial(train_step, config, self.batch_sharding, self.weights, self.windows),
                             donate_argnums=0)  # one update (tests, FLOP counts)
         self.epoch = jax.jit(self._epoch, donate_argnums=0)
         self._chunk = jax.jit(self._chunk_steps, donate_argnums=0)
@@ -196,7 +234,7 @@ class Trainer(Classifier):
         def body(state: TrainState, item: tuple[jax.Array, Any]) -> tuple[TrainState, dict]:
             index, entry = item
             key = _step_key(state.rng, epoch, first + index)
-            return train_step(self.config, self.batch_sharding, self.weights, state, *batch(entry), key)
+            return train_step(self.config, self.batch_sharding, self.weights, self.windows, state, *batch(entry), key)
 
         steps = jax.tree.leaves(inputs)[0].shape[0]
         return jax.lax.scan(body, state, (jnp.arange(steps, dtype=jnp.int32), inputs))

@@ -35,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from emojax import checkpoints, evaluate, finetune, input_pipeline, models, protocols
+from emojax import augment, checkpoints, evaluate, finetune, input_pipeline, models, protocols
 from emojax.checkpoints import CHECKPOINT_DIR, BEST_METRIC, TrainingError
 from emojax.state import create_train_state, learning_rate_schedule, make_mesh, model_variables, num_parameters
 from emojax.steps import Trainer, class_weights
@@ -267,6 +267,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
             ensure_prepared(config)
         splits = protocols.load_splits(config)
     config = with_labels(config, splits["train"].classes)
+    if config.front_end not in input_pipeline.FRONT_ENDS:
+        raise TrainingError(f"unknown config.front_end {config.front_end!r}; use one of "
+                            f"{', '.join(input_pipeline.FRONT_ENDS)}")
+    if augment.waveform_augmentations(config) and config.front_end != "step":
+        raise TrainingError(f"the waveform augmentations ({', '.join(augment.waveform_augmentations(config))}) act "
+                            "before the front end: train with --config.front_end=step")
     source = finetune.load_source(config.init_from) if config.init_from else None
     if source is not None:
         finetune.check_compatible(config, source)
@@ -278,8 +284,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
         raise ValueError(f"{len(train.y)} training examples are fewer than config.batch_size={config.batch_size}")
     _log(f"data: {', '.join(config.datasets)} ({config.protocol} protocol): "
          + ", ".join(f"{k} {len(v.y)}" for k, v in arrays.items())
-         + f"; windows of {' + '.join(f'{x.shape[1]} {name}' for name, x in train.x.items())} rows x "
-           f"{config.window_frames} frames")
+         + f"; windows of {' + '.join(f'{x.shape[-2]} {name}' for name, x in arrays['test'].x.items())} rows x "
+           f"{config.window_frames} frames" + (" (training windows from the recordings, in the step)"
+                                               if config.front_end == "step" else ""))
     validate = len(arrays["validation"].y) > 0
     if not validate:
         _log("no validation clips" + (" (config.refit: they are trained on)" if config.refit else "")
@@ -287,7 +294,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
 
     mesh = make_mesh()
     model = models.create_model(config)
-    trainer = Trainer(config, model, mesh, class_weights(config, train.y))
+    trainer = Trainer(config, model, mesh, class_weights(config, train.y), normalization)
     state = create_train_state(config, model, steps_per_epoch)
     n_params = num_parameters(state.params)
     _log(f"model: {config.model}, {n_params:,} parameters; {mesh.size} device(s) "

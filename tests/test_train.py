@@ -97,8 +97,8 @@ def test_the_weighted_loss_is_the_mean_of_per_class_weighted_terms(compiled):
     y = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
     key = jax.random.PRNGKey(4)
     sharding = jax.sharding.NamedSharding(make_mesh(), jax.sharding.PartitionSpec("data"))
-    weighted = jax.jit(lambda weights: steps.train_step(config, sharding, weights, state, x, y, key)[1]["loss"])
-    unweighted_step = jax.jit(lambda: steps.train_step(config, sharding, None, state, x, y, key)[1]["loss"])
+    weighted = jax.jit(lambda weights: steps.train_step(config, sharding, weights, None, state, x, y, key)[1]["loss"])
+    unweighted_step = jax.jit(lambda: steps.train_step(config, sharding, None, None, state, x, y, key)[1]["loss"])
 
     def loss(weights):  # the weights as an argument: one compilation for all of them
         return float(unweighted_step() if weights is None else weighted(jnp.asarray(weights)))
