@@ -47,6 +47,7 @@ import dataclasses
 import json
 import socket
 import math
+import signal
 import tempfile
 import threading
 import time
@@ -392,11 +393,23 @@ def url(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def _server(app: Starlette) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """uvicorn's server, remembering the signal that stopped it (``stopped_by``). uvicorn shuts down on Ctrl-C and then
+    sends the signal to the process again, for asyncio's handler to raise ``KeyboardInterrupt``; on a busy machine
+    that handler can run after the event loop has ended, and the Ctrl-C would be lost: ``serve`` raises it itself."""
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.stopped_by = sig
+        super().handle_exit(sig, frame)
+
+
+def _server(app: Starlette) -> _Server:
     # log_config=None: uvicorn's warnings go to the root logger's handlers (or stderr) instead of a logging.dictConfig
     # that closes every handler in the process, among them absl's, whose stream may be a replaced sys.stderr.
-    return uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", ws_max_size=1 << 20,
-                                         timeout_graceful_shutdown=3))
+    return _Server(uvicorn.Config(app, log_config=None, log_level="warning", ws_max_size=1 << 20,
+                                  timeout_graceful_shutdown=3))
 
 
 @contextlib.contextmanager
@@ -434,3 +447,5 @@ def serve(app: Starlette, sock: socket.socket) -> None:
         await task
 
     asyncio.run(run())
+    if server.stopped_by == signal.SIGINT:  # asyncio did not raise it (see _Server)
+        raise KeyboardInterrupt
