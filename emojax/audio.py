@@ -64,7 +64,8 @@ def _rate_ratio(to_rate: int, from_rate: int) -> tuple[int, int]:
 
 def _front_end_frames(samples: int, up: int, down: int) -> tuple[int, int]:
     """``(resampled length, frames)`` of a clip of ``samples`` resampled by ``up / down`` to ``MFCC_SAMPLE_RATE``:
-    ``frames = 1 + n // FRAME_HOP`` centred frames for ``n = ceil(samples * up / down)`` samples."""
+    ``frames = 1 + n // FRAME_HOP`` centred frames for ``n = ceil(samples * up / down)`` samples
+    (ints or int arrays)."""
     n = -(-samples * up // down)
     return n, 1 + n // FRAME_HOP
 

@@ -94,6 +94,7 @@ def evaluate_checkpoint(workdir: str | Path | Sequence[str | Path], split: str =
     members = checkpoints.restore_ensemble(workdirs, which)
     config = ml_collections.ConfigDict(members[0][0].to_dict())
     config.pitch = any(m[0].pitch for m in members)  # read the pitch rows if any member needs them
+    config.front_end = "prepared"  # evaluation windows come from the prepared MFCCs: no recordings to read
     splits = protocols.load_splits(config)
     corpus = splits[split]
     if not len(corpus):

@@ -38,8 +38,8 @@ from emojax.spectral import _POOL, _mel_path, delta, melspectrogram, mfcc, power
 
 __all__ = [
     # The front end; its time grid (MFCC_SAMPLE_RATE, FRAME_HOP) is defined in emojax.audio.
-    "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "FRONT_END_AMIN", "clip_mfccs", "clip_peaks", "segment_samples",
-    "segment_mfccs",
+    "MFCC_SAMPLE_RATE", "FRAME_HOP", "FRONT_END", "FRONT_END_AMIN", "clip_mfccs", "clip_peaks", "clip_frames",
+    "segment_samples", "segment_mfccs",
     # Re-exported from emojax.audio, emojax.filters, emojax.spectral and emojax.pitch.
     "SAMPLE_RATE", "INT16_SCALE", "AudioFileError", "load_audio", "to_mono", "resample", "to_int16",
     "stft", "mel_filterbank", "melspectrogram", "power_to_db", "mfcc", "delta",
@@ -150,6 +150,11 @@ def segment_samples(frames: int) -> int:
     return -(-end * down // up) + 10 * max(up, down) // up + 2
 
 
+def clip_frames(samples: jax.Array) -> jax.Array:
+    """The front-end frames of clips of ``samples`` 16 kHz samples, as ``clip_mfccs`` gives them (any int array)."""
+    return _front_end_frames(samples, *_rate_ratio(MFCC_SAMPLE_RATE, SAMPLE_RATE))[1]
+
+
 def segment_mfccs(x: jax.Array, lengths: jax.Array, frames: int, peak_db: jax.Array | None = None) -> jax.Array:
     """Front-end MFCCs of the first ``frames`` frames of a batch of clips, jittable: the train step's front end.
 
@@ -171,7 +176,7 @@ def segment_mfccs(x: jax.Array, lengths: jax.Array, frames: int, peak_db: jax.Ar
     end = (frames - 1) * hop + n_fft // 2  # the resampled samples the frames read
     y = _resample(jnp.asarray(x, jnp.float32), tuple(jnp.asarray(w) for w in weights), up=up, down=down, j_lo=j_lo,
                   groups=groups, n_out=end)
-    n44 = -(-jnp.asarray(lengths) * up // down)
+    n44, _ = _front_end_frames(jnp.asarray(lengths), up, down)
     y = jnp.where(jnp.arange(end) < n44[:, None], y, 0.0)
     fb, blocks = _mel_setup(MFCC_SAMPLE_RATE, n_fft, FRONT_END["n_mels"], 0.0, None, False, "slaney")
     dct = _dct_matrix(FRONT_END["n_mels"], FRONT_END["n_mfcc"], 2, "ortho", 0.0)

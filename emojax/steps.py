@@ -86,15 +86,13 @@ def step_windows(config: ml_collections.ConfigDict, normalization: input_pipelin
     wave, lengths = augment.augment_waveforms(key, audio, x["length"], config)
     changed = jnp.any(wave != audio, axis=1) | (lengths != x["length"])
     mfcc = features.segment_mfccs(wave, lengths, first + frames, jnp.where(changed, jnp.nan, x["peak"]))
-    up, down = features.MFCC_SAMPLE_RATE, features.SAMPLE_RATE
-    own_frames = 1 + (-(-lengths * up // down)) // features.FRAME_HOP
-    clip_frames = jnp.where(changed, own_frames, x["frames"])  # frames of the whole (augmented) clip
+    whole_frames = jnp.where(changed, features.clip_frames(lengths), x["frames"])  # of the whole (augmented) clip
     if config.utterance_normalization == "level":
-        in_clip = jnp.arange(first + frames) < clip_frames[:, None]
+        in_clip = jnp.arange(first + frames) < whole_frames[:, None]
         own_level = (mfcc[:, 0] * in_clip).sum(axis=1) / jnp.maximum(in_clip.sum(axis=1), 1)
         mfcc = mfcc.at[:, 0].add(-jnp.where(changed, own_level, x["level"])[:, None])
     rows = mfcc[:, :config.n_mfcc, first:]
-    rows = jnp.where((jnp.arange(first, first + frames) < clip_frames[:, None])[:, None, :], rows, 0.0)
+    rows = jnp.where((jnp.arange(first, first + frames) < whole_frames[:, None])[:, None, :], rows, 0.0)
     mean, std = normalization.statistics["mfcc"]
     return {"mfcc": (rows - mean) / std}
 
