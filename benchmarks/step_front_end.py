@@ -2,7 +2,7 @@
 training windows cut from prepared MFCCs against windows computed from the recordings in each step
 (``--config.front_end=step``), without and with waveform augmentations.
 
-    python benchmarks/step_front_end.py [--clips 1024] [--epochs 2]
+    python benchmarks/step_front_end.py [--clips 1024] [--epochs 2] [--paths "prepared windows,in the step"]
 
 Random data of the real shapes, so no corpus is needed: ``--clips`` clips of ``features.segment_samples`` samples
 (3.52 s at 16 kHz, what the step reads of each clip) and, for the prepared path, their windows (40 MFCCs x 302
@@ -34,7 +34,9 @@ PATHS = {
     "prepared windows": {},
     "in the step": {"front_end": "step"},
     "in the step, noise (white, pink, babble)": {"front_end": "step", "wave_noise_prob": 1.0},
-    "in the step, every augmentation": {"front_end": "step", "wave_speed": (0.9, 1.1), "wave_reverb_prob": 1.0,
+    "in the step, pitch shift (-2 to 2 semitones)": {"front_end": "step", "wave_pitch_semitones": (-2.0, 2.0)},
+    "in the step, every augmentation": {"front_end": "step", "wave_speed": (0.9, 1.1),
+                                        "wave_pitch_semitones": (-2.0, 2.0), "wave_reverb_prob": 1.0,
                                         "wave_noise_prob": 1.0, "wave_telephone_prob": 1.0, "wave_clip_prob": 1.0,
                                         "wave_gain_db": 6.0},
 }
@@ -44,7 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of: {'; '.join(PATHS)}")
     args = parser.parse_args()
+    paths = args.paths.split(",")
+    unknown = [path for path in paths if path not in PATHS]
+    if unknown:
+        parser.error(f"unknown --paths {unknown}: choose among {list(PATHS)}")
     rng = np.random.default_rng(0)
     base = pretrained.get_config()
     first, frames = input_pipeline.step_segment(base)
@@ -58,7 +65,8 @@ def main() -> None:
     normalization = input_pipeline.Normalization.fit(windows, "per_coefficient")
     print(f"{args.clips} clips, batch {base.batch_size}, {jax.devices()[0].platform}; seconds per epoch (median of "
           f"{args.epochs}), examples/s, and the epoch of protocol 2's {PROTOCOL_2_TRAIN:,} training clips", flush=True)
-    for name, fields in PATHS.items():
+    for name in paths:
+        fields = PATHS[name]
         config = pretrained.get_config()
         config.update(fields)
         model = models.create_model(config)
@@ -75,7 +83,7 @@ def main() -> None:
             times.append(time.perf_counter() - started)
         seconds = statistics.median(times[1:])
         rate = steps_per_epoch * config.batch_size / seconds
-        print(f"{name:45s} {seconds:7.2f} s  {rate:7.1f} examples/s  {PROTOCOL_2_TRAIN / rate:7.1f} s/epoch "
+        print(f"{name:50s} {seconds:7.2f} s  {rate:7.1f} examples/s  {PROTOCOL_2_TRAIN / rate:7.1f} s/epoch "
               f"(compile {compile_seconds:.0f} s)", flush=True)
 
 

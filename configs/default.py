@@ -74,6 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
     # computes them from the recordings in each step (the same windows for a clip left unchanged).
     config.front_end = "prepared"
     config.wave_speed = (1.0, 1.0)  # speed factors (tempo and pitch together, as Kaldi's); e.g. (0.9, 1.1); (1, 1): off
+    config.wave_pitch_semitones = (0.0, 0.0)  # pitch shift, tempo kept (phase vocoder); e.g. (-2, 2); (0, 0): off
     config.wave_reverb_prob = 0.0  # reverberation by a synthetic room impulse response
     config.wave_reverb_rt60 = (0.2, 0.8)  # its reverberation time, seconds
     config.wave_reverb_drr_db = (0.0, 10.0)  # its direct-to-reverberant energy ratio, dB

@@ -80,6 +80,7 @@ _LN_1000 = math.log(1000.0)  # amplitude decay (60 dB) over one RT60
 _PINK_LOW_HZ = 20.0  # pink noise has no power below this (inaudible rumble that would dominate a short clip's power)
 _SINC_ZEROS = 16  # zero crossings on each side of speed_perturb's windowed sinc
 _SINC_ROLLOFF = 0.95  # its cut-off, as a fraction of the lower of the input's and output's Nyquist frequencies
+_STRETCH_FFT = 1024  # pitch_shift's phase vocoder: 64-ms frames at 16 kHz, hops of a quarter of that
 _BAND_EDGE_HZ = 100.0  # width of band_limit's raised-cosine transitions, outside the pass band
 
 
@@ -189,10 +190,16 @@ def speed_perturb(key: jax.Array, x: jnp.ndarray, lengths: jnp.ndarray, factors:
 
     Returns the new x (B, samples) and lengths (B,) int32.
     """
+    return _resample(x, lengths, _uniform(key, x.shape[0], factors), factors[1])
+
+
+def _resample(x: jnp.ndarray, lengths: jnp.ndarray, factor: jnp.ndarray, max_factor: float
+              ) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``speed_perturb`` at the given factors (B, 1), each at most ``max_factor``: (B, samples) -> (B, samples) and
+    the new lengths (B,) int32."""
     samples = x.shape[-1]
-    factor = _uniform(key, x.shape[0], factors)
     cutoff = _SINC_ROLLOFF * jnp.minimum(1.0, 1.0 / factor)  # (B, 1), fraction of the input's Nyquist frequency
-    reach = math.ceil(_SINC_ZEROS * max(1.0, factors[1]) / _SINC_ROLLOFF - 0.5)  # taps on each side
+    reach = math.ceil(_SINC_ZEROS * max(1.0, max_factor) / _SINC_ROLLOFF - 0.5)  # taps on each side
     # n * factor = n + n * (factor - 1): the nearest input sample and the distance to it, in [-0.5, 0.5] (exact to
     # the float32 rounding of the small term, under 3e-4 samples at 3.5 s), so that only the tap at distance 0 can
     # come near a zero of the sinc's denominator.
@@ -217,6 +224,70 @@ def speed_perturb(key: jax.Array, x: jnp.ndarray, lengths: jnp.ndarray, factors:
         y += weight * jnp.take_along_axis(padded, start + tap, axis=1, mode="clip")
     lengths = jnp.minimum(jnp.ceil(lengths / factor[:, 0]), samples).astype(jnp.int32)
     return jnp.where(_valid(y, lengths), y, 0.0), lengths
+
+
+def _stretch(x: jnp.ndarray, rate: jnp.ndarray, out_samples: int) -> jnp.ndarray:
+    """Phase-vocoder time stretch (Flanagan and Golden 1966; librosa's ``phase_vocoder``): each clip played ``rate``
+    times as long, pitch kept. Output frame j takes the magnitudes interpolated at input time j / rate and a phase
+    advanced by each bin's frequency as measured between the two input frames around that time (Hann frames of
+    ``_STRETCH_FFT`` samples, hops of a quarter of that). At rate 1 it gives x back to float32 rounding (1e-4 of
+    full scale), but for the last 48 ms before an abrupt end (5e-3: bins whose phase was lost in the float32 noise
+    floor). Without phase locking, as librosa's, bins keep the relative phases they had at the start: a stretched tone
+    is steady but up to ~10 % quieter (``pitch_shift`` restores the level), and speech sounds a little phasey.
+    x (B, samples), rate (B, 1) -> (B, out_samples); past samples * rate it holds the last frame's spectrum."""
+    batch, samples = x.shape
+    n_fft, hop = _STRETCH_FFT, _STRETCH_FFT // 4
+    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic: squares summing to 1.5 at a hop of n_fft / 4
+    lead = n_fft - hop  # frame j starts at sample j * hop - lead, so that four frames cover every sample
+    blocks = -(-(samples + 2 * lead) // hop)
+    padded = jnp.pad(x, ((0, 0), (lead, blocks * hop - samples - lead))).reshape(batch, blocks, hop)
+    frames = jnp.concatenate([padded[:, i:blocks - 3 + i] for i in range(4)], axis=-1)  # (B, T, n_fft)
+    spectra = jnp.fft.rfft(frames * window, axis=-1)  # (B, T, bins)
+    count = spectra.shape[1]
+    out_frames = -(-(out_samples + lead) // hop)
+    # Frame j is centred on sample (j - 1) * hop; output frame j reads the input at (j - 1) / rate frames from there.
+    position = jnp.clip(1.0 + (jnp.arange(out_frames) - 1.0) / rate, 0.0, count - 1.0)  # (B, out_frames)
+    before = jnp.minimum(jnp.floor(position).astype(jnp.int32), count - 2)
+    after_weight = (position - before)[..., None]
+    take = lambda a, i: jnp.take_along_axis(a, i[..., None], axis=1)  # noqa: E731  (B, out_frames, bins)
+    magnitude = jnp.abs(spectra)
+    unit = spectra / jnp.maximum(magnitude, _TINY)  # phasors: products of two faint bins' spectra would underflow
+    first, second = take(unit, before), take(unit, before + 1)
+    magnitude = (1.0 - after_weight) * take(magnitude, before) + after_weight * take(magnitude, before + 1)
+    # Bin k advances by its own frequency, 2 pi k hop / n_fft = (pi / 2) k a hop, times i ** k, exactly; plus the
+    # deviation from it measured between the two input frames, in [-pi, pi], summed over the output frames. The phase
+    # starts at the first input frame's.
+    quarter_turns = np.arange(n_fft // 2 + 1) % 4
+    deviation = jnp.angle(second * jnp.conj(first) * (1j ** -quarter_turns).astype(np.complex64))
+    deviation = jnp.concatenate([jnp.zeros_like(deviation[:, :1]), jnp.cumsum(deviation[:, :-1], axis=1)], axis=1)
+    advance = (1j ** ((np.arange(out_frames)[:, None] * quarter_turns) % 4)).astype(np.complex64)  # (out_frames, bins)
+    out = magnitude * unit[:, :1] * advance * jnp.exp(1j * deviation)
+    out = jnp.fft.irfft(out, n_fft, axis=-1) * (window / 1.5)  # (B, out_frames, n_fft)
+    out = out.reshape(batch, out_frames, 4, hop)
+    added = sum(jnp.pad(out[:, :, i], ((0, 0), (i, 3 - i), (0, 0))) for i in range(4))  # overlap-add, in hops
+    return added.reshape(batch, -1)[:, lead:lead + out_samples]
+
+
+def pitch_shift(key: jax.Array, x: jnp.ndarray, lengths: jnp.ndarray, semitones: Sequence[float] = (-2.0, 2.0)
+                ) -> jnp.ndarray:
+    """Each clip's pitch (and spectral envelope, as librosa's ``pitch_shift``) raised by a number of semitones
+    uniform in ``semitones`` (negative: lowered), its tempo and length kept: a tone of f Hz becomes
+    f * 2 ** (semitones / 12) Hz. The clip is time-stretched by that factor r (``_stretch``: a phase vocoder of 64-ms
+    frames, 16-ms hops), then played r times as fast (``speed_perturb``'s interpolation), and rescaled to its RMS.
+
+    (B, samples) -> (B, samples), cut at each clip's length. Cost: two real FFTs per 16-ms hop of the stretched clip
+    and ``speed_perturb``'s taps per sample, of samples * 2 ** (semitones[1] / 12) samples.
+    """
+    samples = x.shape[-1]
+    factor = 2.0 ** (_uniform(key, x.shape[0], semitones) / 12.0)  # (B, 1)
+    max_factor = 2.0 ** (float(semitones[1]) / 12.0)
+    stretched_samples = max(samples, math.ceil(samples * max_factor))
+    stretched = _stretch(x, factor, stretched_samples)
+    stretched_lengths = jnp.minimum(jnp.ceil(lengths * factor[:, 0]), stretched_samples).astype(jnp.int32)
+    stretched = jnp.where(_valid(stretched, stretched_lengths), stretched, 0.0)
+    y = _resample(stretched, stretched_lengths, factor, max_factor)[0][:, :samples]
+    y = jnp.where(_valid(y, lengths), y, 0.0)
+    return y * jnp.sqrt(_power(x, lengths) / jnp.maximum(_power(y, lengths), _TINY))
 
 
 def reverberate(key: jax.Array, x: jnp.ndarray, lengths: jnp.ndarray, *, rt60: Sequence[float] = (0.2, 0.8),
@@ -267,6 +338,7 @@ def hard_clip(key: jax.Array, x: jnp.ndarray, drive_db: Sequence[float] = (0.0, 
 _PROBABILITIES = ("wave_reverb_prob", "wave_noise_prob", "wave_telephone_prob", "wave_clip_prob")
 _RANGES: dict[str, tuple[str, Callable[[float, float], bool]]] = {  # field: (its rule, the rule)
     "wave_speed": ("0 < low <= high", lambda low, high: 0 < low <= high),
+    "wave_pitch_semitones": ("-12 <= low <= high <= 12", lambda low, high: -12 <= low <= high <= 12),
     "wave_reverb_rt60": ("0 < low <= high (seconds)", lambda low, high: 0 < low <= high),
     "wave_reverb_drr_db": ("low <= high (dB)", lambda low, high: low <= high),
     "wave_noise_snr_db": ("low <= high (dB)", lambda low, high: low <= high),
@@ -309,7 +381,8 @@ def check_waveform_config(config: ml_collections.ConfigDict) -> None:
 
 def waveform_augmentations(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """The names of the waveform augmentations ``config`` turns on, in ``augment_waveforms``' order."""
-    on = {"speed": tuple(config.wave_speed) != (1.0, 1.0), "reverberation": config.wave_reverb_prob > 0,
+    on = {"speed": tuple(config.wave_speed) != (1.0, 1.0), "pitch": tuple(config.wave_pitch_semitones) != (0.0, 0.0),
+          "reverberation": config.wave_reverb_prob > 0,
           "noise": config.wave_noise_prob > 0, "telephone band": config.wave_telephone_prob > 0,
           "clipping": config.wave_clip_prob > 0, "gain": config.wave_gain_db > 0}
     return tuple(name for name, enabled in on.items() if enabled)
@@ -327,20 +400,23 @@ def _sometimes(key: jax.Array, probability: float, augmentation: Callable[[jax.A
 
 def augment_waveforms(key: jax.Array, x: jnp.ndarray, lengths: jnp.ndarray, config: ml_collections.ConfigDict
                       ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """The waveform augmentations the ``wave_*`` fields of ``config`` enable, in this order: speed perturbation,
-    reverberation, noise, telephone band, clipping, gain (the speaker, the room, noise in it, the line, an overloaded
-    recorder, the recording's level). Each has its own sub-key, so enabling one does not change another's draws; one
-    with a probability applies to that share of the clips, drawn per clip.
+    """The waveform augmentations the ``wave_*`` fields of ``config`` enable, in this order: speed perturbation, pitch
+    shift, reverberation, noise, telephone band, clipping, gain (the speaker, the room, noise in it, the line, an
+    overloaded recorder, the recording's level). Each has its own sub-key, so enabling one does not change another's
+    draws; one with a probability applies to that share of the clips, drawn per clip.
 
     x (B, samples) float32 at 16 kHz, lengths (B,) int32 -> the same; only the speed changes lengths, and babble is
     made of the batch as speed and reverberation left it. Peaks may pass ±1 after the gain (a level, not an
-    overload). An augmentation that is off (probability 0, speed (1, 1), gain 0) is not traced; with all of them
-    off, (x, lengths) come back as they are. Raises ValueError (``check_waveform_config``) for a field it cannot use.
+    overload). An augmentation that is off (probability 0, speed (1, 1), pitch (0, 0), gain 0) is not traced; with
+    all of them off, (x, lengths) come back as they are. Raises ValueError (``check_waveform_config``) for a field it
+    cannot use.
     """
     check_waveform_config(config)
-    speed_key, reverb_key, noise_key, telephone_key, clip_key, gain_key = jax.random.split(key, 6)
+    speed_key, reverb_key, noise_key, telephone_key, clip_key, gain_key, pitch_key = jax.random.split(key, 7)
     if _range(config, "wave_speed") != (1.0, 1.0):
         x, lengths = speed_perturb(speed_key, x, lengths, _range(config, "wave_speed"))
+    if _range(config, "wave_pitch_semitones") != (0.0, 0.0):
+        x = pitch_shift(pitch_key, x, lengths, _range(config, "wave_pitch_semitones"))
     if config.wave_reverb_prob:
         x = _sometimes(reverb_key, config.wave_reverb_prob, lambda k: reverberate(
             k, x, lengths, rt60=_range(config, "wave_reverb_rt60"), drr_db=_range(config, "wave_reverb_drr_db")), x)

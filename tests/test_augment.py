@@ -72,6 +72,7 @@ TONE_LENGTHS = [SAMPLES - 600 * b for b in range(8)]
 _gain = jax.jit(augment.random_gain, static_argnums=2)
 _noise = jax.jit(augment.add_noise, static_argnames=("snr_db", "kinds", "babble_talkers"))
 _speed = jax.jit(augment.speed_perturb, static_argnums=3)
+_pitch = jax.jit(augment.pitch_shift, static_argnums=3)
 _reverb = jax.jit(augment.reverberate, static_argnames=("rt60", "drr_db"))
 _band_limit = jax.jit(augment.band_limit)
 _clip = jax.jit(augment.hard_clip, static_argnums=2)
@@ -83,8 +84,8 @@ def _waveform_config(**fields) -> ml_collections.ConfigDict:
     return config
 
 
-ALL_ON = _waveform_config(wave_speed=(0.9, 1.1), wave_reverb_prob=0.5, wave_noise_prob=0.5, wave_telephone_prob=0.5,
-                          wave_clip_prob=0.5, wave_gain_db=6.0)
+ALL_ON = _waveform_config(wave_speed=(0.9, 1.1), wave_pitch_semitones=(-2.0, 2.0), wave_reverb_prob=0.5,
+                          wave_noise_prob=0.5, wave_telephone_prob=0.5, wave_clip_prob=0.5, wave_gain_db=6.0)
 # Under vmap (over a leading axis of one batch), which traces the same function as a plain call.
 _augment_all = jax.jit(jax.vmap(lambda key, x, lengths: augment.augment_waveforms(key, x, lengths, ALL_ON)))
 
@@ -140,6 +141,7 @@ AUGMENTATIONS = {  # (key, x, lengths) -> (x, lengths)
     "gain": lambda key, x, lengths: (_gain(key, x, 6.0), lengths),
     "noise": lambda key, x, lengths: (_noise(key, x, lengths), lengths),
     "speed": lambda key, x, lengths: _speed(key, x, lengths, (0.9, 1.1)),
+    "pitch": lambda key, x, lengths: (_pitch(key, x, lengths, (-2.0, 2.0)), lengths),
     "reverb": lambda key, x, lengths: (_reverb(key, x, lengths), lengths),
     "clip": lambda key, x, lengths: (_clip(key, x, (0.0, 20.0)), lengths),
     "all": lambda key, x, lengths: jax.tree.map(lambda a: a[0], _augment_all(key[None], x[None], lengths[None])),
@@ -231,6 +233,37 @@ def test_speed_perturb_at_one_factor_keeps_the_band_and_low_passes_instead_of_al
     assert abs(gain_db[1]) < 0.1 and gain_db[2] < -40.0  # 6820 Hz is kept, 8580 Hz (past 8 kHz) is removed
 
 
+def test_pitch_shift_scales_frequency_by_the_semitones_and_keeps_length_and_level():
+    x, lengths = _tones([1000.0] * 8, [SAMPLES] * 4 + [7000, 6000, 5000, 4000])
+    for semitones, exact in [((-2.0, 2.0), False), ((3.0, 3.0), True), ((-4.0, -4.0), True)]:
+        y = np.asarray(_pitch(jax.random.PRNGKey(0), x, lengths, semitones))
+        assert (y[np.arange(SAMPLES) >= np.asarray(lengths)[:, None]] == 0).all()
+        ratios = []
+        for b, length in enumerate(np.asarray(lengths)):
+            middle = y[b, 200:length - 200]
+            ratios.append(_frequency(middle) / 1000.0)
+            assert abs(np.sqrt((middle ** 2).mean()) / (0.5 / np.sqrt(2)) - 1) < 0.03  # the clip's RMS, edges too
+        shifts = 12 * np.log2(ratios)  # semitones
+        if exact:
+            np.testing.assert_allclose(shifts, semitones[0], atol=0.01)
+        else:
+            assert (shifts > -2.0 - 0.01).all() and (shifts < 2.0 + 0.01).all() and np.ptp(shifts) > 1.0
+
+
+def test_phase_vocoder_gives_the_clip_back_at_rate_one_and_stretches_a_tone_keeping_its_pitch():
+    x, lengths = _voices()
+    same = augment._stretch(x, jnp.ones((8, 1)), SAMPLES)
+    same, x = np.asarray(same), np.asarray(x)
+    np.testing.assert_allclose(same, x, atol=5e-3)  # peaks of 0.1-0.5
+    for b, length in enumerate(np.asarray(lengths)):  # exact but for the last 48 ms before the clip's abrupt end
+        np.testing.assert_allclose(same[b, :length - 768], x[b, :length - 768], atol=1e-4)
+    tone, _ = _tones([800.0] * 8, [SAMPLES] * 8)
+    longer = np.asarray(augment._stretch(tone, jnp.full((8, 1), 1.5), SAMPLES * 3 // 2))
+    assert abs(_frequency(longer[0, 400:-400]) - 800.0) < 0.1
+    levels = [np.sqrt((longer[0, i:i + 1000] ** 2).mean()) / (0.5 / np.sqrt(2)) for i in range(1000, 10_000, 1000)]
+    assert np.ptp(levels) < 0.01 and 0.85 < np.mean(levels) < 1.0  # steady to the end; the onset's phases cost ~9 %
+
+
 def test_reverberate_draws_rt60_and_direct_to_reverberant_ratio_in_their_ranges():
     impulses = np.zeros((8, SAMPLES), np.float32)
     impulses[:, 0] = 1.0
@@ -299,6 +332,7 @@ def test_augment_waveforms_applies_an_augmentation_to_its_share_of_clips():
     ("wave_noise_prob", 1.5, "config.wave_noise_prob must be a probability in"),
     ("wave_gain_db", -3.0, "config.wave_gain_db must be a number of dB >= 0"),
     ("wave_speed", (1.1, 0.9), r"config.wave_speed must be a pair \(low, high\) of numbers with 0 < low <= high"),
+    ("wave_pitch_semitones", (-13.0, 2.0), "config.wave_pitch_semitones must be a pair .* -12 <= low <= high <= 12"),
     ("wave_reverb_rt60", (0.0, 0.5), "config.wave_reverb_rt60 must be a pair"),
     ("wave_babble_talkers", (0, 3), "config.wave_babble_talkers must be a pair"),
     ("wave_noise_kinds", ("white", "brown"), "config.wave_noise_kinds must be distinct names among"),
