@@ -58,6 +58,7 @@ E60_NO_MASKS = ("--config.epochs=60", *NO_MASKS)
 # baseline of per-utterance normalisation.
 SMALL_HIDDEN64 = (*E60_NO_MASKS, "--config.hidden=64", "--config.widths=(16,32,48,64)")
 SPKNORM = "--config.speaker_normalization=mean_std"
+CLEAN = ("--config.front_end=prepared", "--config.wave_noise_prob=0", "--config.wave_reverb_prob=0")  # no augmentation
 RANDOM = "1: random 80/20"
 REFIT = "1: random 80/20, refit on train + validation"
 SPEAKER = "2: speaker-independent"
@@ -104,12 +105,14 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         for held_out in CORPORA
         for suffix, label, extra in (("", "", ()), ("-spknorm", ", speakers adapted", (SPKNORM,)))
     },
-    # The shipped model's recipe (configs/pretrained.py: configs/speaker.py with each clip's level removed) on the
-    # honest protocols; the shipped model itself trains on every clip (MODEL_CARD.md).
+    # The shipped model's recipe (configs/pretrained.py: configs/speaker.py with each clip's level removed, trained
+    # after babble noise and synthetic rooms) on the honest protocols, and the same without those augmentations; the
+    # shipped model itself trains on every clip (MODEL_CARD.md).
     "pretrained-speaker": (SPEAKER, "configs/pretrained.py", ("--config.protocol=speaker",)),
-    **{f"pretrained-loco-{held_out}": (f"3: leave {held_out} out", "configs/pretrained.py",
-                                       ("--config.protocol=loco", f"--config.test_corpus={held_out}"))
-       for held_out in CORPORA},
+    "pretrained-speaker-clean": (SPEAKER, "configs/pretrained.py", ("--config.protocol=speaker", *CLEAN)),
+    **{f"pretrained-loco-{held_out}{suffix}": (f"3: leave {held_out} out", "configs/pretrained.py",
+                                               ("--config.protocol=loco", f"--config.test_corpus={held_out}", *extra))
+       for held_out in CORPORA for suffix, extra in (("", ()), ("-clean", CLEAN))},
 }
 
 # Ensembles: name -> (protocol, member runs). The ensemble of seed k averages the class probabilities of the members'

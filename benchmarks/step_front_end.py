@@ -1,6 +1,6 @@
-"""What the front end in the train step costs: epoch time of the shipped recipe (``configs/pretrained.py``) with
-training windows cut from prepared MFCCs against windows computed from the recordings in each step
-(``--config.front_end=step``), without and with waveform augmentations.
+"""What the front end in the train step costs: epoch time of the shipped recipe (``configs/pretrained.py``: its CNN
+and inputs, its own augmentations off) with training windows cut from prepared MFCCs against windows computed from the
+recordings in each step (``--config.front_end=step``), without and with waveform augmentations.
 
     python benchmarks/step_front_end.py [--clips 1024] [--epochs 2] [--paths "prepared windows,in the step"]
 
@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from configs import pretrained  # noqa: E402
+from configs import default, pretrained  # noqa: E402
 from emojax import features, input_pipeline, models  # noqa: E402
 from emojax.state import create_train_state, make_mesh  # noqa: E402
 from emojax.steps import Trainer  # noqa: E402
@@ -42,6 +43,14 @@ PATHS = {
 }
 
 
+def _recipe() -> ml_collections.ConfigDict:
+    """``configs/pretrained.py`` with ``configs/default.py``'s front end and waveform fields (prepared windows, every
+    augmentation off): what each path changes."""
+    config, off = pretrained.get_config(), default.get_config()
+    config.update({name: off[name] for name in off if name == "front_end" or name.startswith("wave_")})
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=1024)
@@ -53,7 +62,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown --paths {unknown}: choose among {list(PATHS)}")
     rng = np.random.default_rng(0)
-    base = pretrained.get_config()
+    base = _recipe()
     first, frames = input_pipeline.step_segment(base)
     size = features.segment_samples(first + frames)
     y = rng.integers(0, 8, args.clips).astype(np.int32)
@@ -67,7 +76,7 @@ def main() -> None:
           f"{args.epochs}), examples/s, and the epoch of protocol 2's {PROTOCOL_2_TRAIN:,} training clips", flush=True)
     for name in paths:
         fields = PATHS[name]
-        config = pretrained.get_config()
+        config = _recipe()
         config.update(fields)
         model = models.create_model(config)
         trainer = Trainer(config, model, make_mesh(), None, normalization)

@@ -1,10 +1,11 @@
 """Fine-tuning the shipped model on your own corpus, evaluated by k-fold speaker cross-validation.
 
-The shipped model's recipe (``configs/pretrained.py``: its inputs and network, each clip's level removed) started from
-its weights (``init_from="pretrained"``) with a lower learning rate and fewer epochs, and trained and tested fold by
-fold on the speakers of your corpus (``protocol="kfold"``: 5 folds, the next fold's speakers picking each fold's
-checkpoint). Your corpus's label set is the model's: a class the shipped model knows (by name) keeps its output weights,
-a new one starts afresh. Build the corpus first (datasets/custom/README.md), then:
+The shipped model's recipe (``configs/pretrained.py``: its inputs and network, each clip's level removed; without its
+waveform augmentations, which fine-tuning was not measured with: add them with ``--config.front_end=step`` and the
+``wave_*`` fields) started from its weights (``init_from="pretrained"``) with a lower learning rate and fewer epochs,
+and trained and tested fold by fold on the speakers of your corpus (``protocol="kfold"``: 5 folds, the next fold's
+speakers picking each fold's checkpoint). Your corpus's label set is the model's: a class the shipped model knows (by
+name) keeps its output weights, a new one starts afresh. Build the corpus first (datasets/custom/README.md), then:
 
     python train.py --workdir runs/mine --config configs/finetune.py --config.datasets=custom/mine
     python eval.py --workdir runs/mine
@@ -26,4 +27,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.learning_rate = 1e-3
     config.warmup_epochs = 1
     config.epochs = 40  # chosen on the validation speakers of SAVEE's folds (BENCHMARKS.md, "Your own corpus")
+    config.front_end = "prepared"
+    config.wave_noise_prob = config.wave_reverb_prob = 0.0
     return config
