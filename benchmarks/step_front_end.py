@@ -2,7 +2,7 @@
 and inputs, its own augmentations off) with training windows cut from prepared MFCCs against windows computed from the
 recordings in each step (``--config.front_end=step``), without and with waveform augmentations.
 
-    python benchmarks/step_front_end.py [--clips 1024] [--epochs 2] [--paths "prepared windows,in the step"]
+    python benchmarks/step_front_end.py [--clips 1024] [--epochs 2] [--path "in the step" --path ...]
 
 Random data of the real shapes, so no corpus is needed: ``--clips`` clips of ``features.segment_samples`` samples
 (3.52 s at 16 kHz, what the step reads of each clip) and, for the prepared path, their windows (40 MFCCs x 302
@@ -55,12 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of: {'; '.join(PATHS)}")
+    parser.add_argument("--path", action="append", help=f"one of: {'; '.join(PATHS)} (repeat for several; default: all)")
     args = parser.parse_args()
-    paths = args.paths.split(",")
+    paths = args.path or list(PATHS)
     unknown = [path for path in paths if path not in PATHS]
     if unknown:
-        parser.error(f"unknown --paths {unknown}: choose among {list(PATHS)}")
+        parser.error(f"unknown --path {unknown}: choose among {list(PATHS)}")
     rng = np.random.default_rng(0)
     base = _recipe()
     first, frames = input_pipeline.step_segment(base)
