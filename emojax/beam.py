@@ -17,7 +17,8 @@ import tensorflow_datasets as tfds
 
 from emojax import features
 # corpora's clip helpers stay with its plain build; corpora imports this module lazily (Beam builds), so no cycle.
-from emojax.corpora import Clip, Recording, _clip, _warn_skipped, _with_mfccs
+from emojax.build_report import warn_skipped
+from emojax.corpora import Clip, Recording, _clip, _with_mfccs
 from emojax.recordings import AudioFile, read_recording, skip_reason
 
 _BEAM_BATCH = 64  # planned files per Beam element: whole MFCC batches of 32 (clip_mfccs), many elements per split
@@ -45,7 +46,7 @@ def _beam_batch_examples(batch: tuple[int, list[tuple[AudioFile, Recording]]], c
             clips.append(_clip(corpus, file, recording, read_recording(file)))
         except features.AudioFileError as e:
             skipped.append((file.name, skip_reason(e), str(e)))
-            _warn_skipped(*skipped[-1])  # here: a split with nothing decoded stops the pipeline (TFDS's writer)
+            warn_skipped(*skipped[-1])  # here: a split with nothing decoded stops the pipeline (TFDS's writer)
     yield from _with_mfccs(clips)
     yield beam.pvalue.TaggedOutput(_REPORT, (start, skipped, collections.Counter(c.emotion for c in clips)))
 

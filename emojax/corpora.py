@@ -6,11 +6,11 @@ instructions, README and citation (a user's own corpus, ``datasets/custom``, is 
 manifest by ``emojax.custom``). Everything else lives here, once: planning a build from the recordings under the
 manual dir (found and decoded by ``emojax.recordings``, in any layout and inside ``.zip`` archives), duplicate
 detection, skipping bad files with a warning that names them, the example features (the same in all builders), MFCCs
-in jitted, length-bucketed batches (``emojax.features.clip_mfccs``), and the build summary (printed and kept in the
-dataset's ``metadata.json``); each example also keeps its pitch rows (``emojax.features.clip_pitch``: log f0 and
-periodicity per MFCC frame). Given Beam pipeline options (``tfds build --beam_pipeline_options=...``), a real
-corpus's splits are built on Apache Beam (``emojax.beam``): the workers decode batches of files and compute their
-MFCCs, and report what they built and skipped; the data and the summary are the same as without Beam.
+in jitted, length-bucketed batches (``emojax.features.clip_mfccs``), and the build summary (``emojax.build_report``,
+printed and kept in the dataset's ``metadata.json``); each example also keeps its pitch rows
+(``emojax.features.clip_pitch``: log f0 and periodicity per MFCC frame). Given Beam pipeline options (``tfds build
+--beam_pipeline_options=...``), a real corpus's splits are built on Apache Beam (``emojax.beam``): the workers decode
+batches of files and compute their MFCCs, and report what they built and skipped; the data and the summary are the same as without Beam.
 
 The builders are registered as ``emojax_<corpus>`` (``emojax.prepared.dataset_name``), so ``tfds build
 datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``, which ``emojax.prepared`` reads back (the names
@@ -22,7 +22,6 @@ unless ``--file_format`` says otherwise. Building needs the ``build`` extra (Ten
 from __future__ import annotations
 
 import abc
-import collections
 import concurrent.futures
 import dataclasses
 import importlib.util
@@ -37,6 +36,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from emojax import features
+from emojax.build_report import BuildReport
 from emojax.labels import EMOTIONS
 from emojax.prepared import SPLITS, STRING_FEATURES, VERSION, corpus_name, dataset_name, default_data_dir
 from emojax.recordings import CORRUPT_ZIP, AudioFile, find_audio_files, read_recording, skip_reason
@@ -89,68 +89,6 @@ class Recording:
     intensity: str = ""
     text: str = ""
     source: str = ""
-
-
-@dataclasses.dataclass
-class BuildReport:
-    """What a build found, built and skipped, and its warnings (printed at the end, kept in ``metadata.json``);
-    ``labels`` are the class names counted."""
-
-    found: int = 0
-    ignored: list[str] = dataclasses.field(default_factory=list)
-    skipped: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (file, reason, detail)
-    counts: dict[str, collections.Counter] = dataclasses.field(
-        default_factory=lambda: {split: collections.Counter() for split in SPLITS})
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    labels: tuple[str, ...] = EMOTIONS
-
-    def skip(self, file: str, reason: str, detail: str) -> None:
-        """Records a skipped file and warns, naming it."""
-        self.skipped.append((file, reason, detail))
-        _warn_skipped(file, reason, detail)
-
-    def warn(self, message: str) -> None:
-        """Records a warning about the whole build (repeated at its end) and logs it."""
-        self.warnings.append(message)
-        logging.warning("%s", message)
-
-    @property
-    def built(self) -> int:
-        return sum(sum(c.values()) for c in self.counts.values())
-
-    def summary(self) -> str:
-        """One line, e.g. ``found 12, built 10, skipped 2 (1 duplicate, 1 undecodable); ignored 1 other file``."""
-        reasons = collections.Counter(reason for _, reason, _ in self.skipped)
-        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-        line = f"found {self.found}, built {self.built}, skipped {len(self.skipped)}"
-        line += f" ({detail})" if detail else ""
-        if self.ignored:
-            line += f"; ignored {len(self.ignored)} non-audio file(s), e.g. {self.ignored[0]}"
-        return line
-
-    def table(self) -> str:
-        """Per-split, per-label example counts as a text table."""
-        width = max(len(e) for e in self.labels + ("total",))
-        rows = [f"{'':{width}} " + " ".join(f"{s:>10}" for s in SPLITS) + f" {'total':>10}"]
-        for emotion in self.labels + ("total",):
-            cells = [sum(c.values()) if emotion == "total" else c[emotion] for c in self.counts.values()]
-            rows.append(f"{emotion:{width}} " + " ".join(f"{n:>10}" for n in cells) + f" {sum(cells):>10}")
-        return "\n".join(rows)
-
-    def as_metadata(self) -> dict[str, Any]:
-        return {
-            "summary": self.summary(),
-            "found": self.found,
-            "built": self.built,
-            "skipped": [{"file": f, "reason": r, "detail": d} for f, r, d in self.skipped],
-            "ignored": self.ignored,
-            "counts": {split: dict(sorted(c.items())) for split, c in self.counts.items()},
-            "warnings": self.warnings,
-        }
-
-
-def _warn_skipped(file: str, reason: str, detail: str) -> None:
-    logging.warning("skipped %s (%s): %s", file, reason, detail)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-from emojax.corpora import BuildReport, Plan, Recording
+from emojax.build_report import BuildReport
+from emojax.corpora import Plan, Recording
 from emojax.labels import EMOTIONS, canonical, fold
 from emojax.prepared import CUSTOM, SPLITS, check_custom_name
 from emojax.recordings import CORRUPT_ZIP, AudioFile, find_audio_files

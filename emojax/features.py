@@ -267,6 +267,6 @@ def _front_end(clips: Sequence[np.ndarray], sample_rate: int, peaks: bool) -> li
 
     out: list = [np.empty(0)] * len(signals)
     for (_, chunk), results in zip(jobs, _POOL.map(run, jobs)):
-        for i, mfcc in zip(chunk, results):
-            out[i] = mfcc
+        for i, result in zip(chunk, results):
+            out[i] = result
     return out

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from emojax import beam, corpora, features, labels, prepared, recordings
+from emojax import beam, build_report, corpora, features, labels, prepared, recordings
 from emojax.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def test_kaggle_tess_holds_the_corpus_twice_and_is_planned_once(tmp_path: Path,
     dummy = REPO / "datasets" / "tess" / "dummy_data" / "TESS Toronto emotional speech set data"
     shutil.copytree(dummy, tmp_path / dummy.name)
     shutil.copytree(dummy, tmp_path / dummy.name.lower() / dummy.name)  # the Kaggle download's second copy
-    report = corpora.BuildReport()
+    report = build_report.BuildReport()
     with caplog.at_level(logging.WARNING):
         plan = _builder("tess").plan(tmp_path, report)
     kept = sorted(f.name for items in plan.values() for f, _ in items)
@@ -466,7 +466,7 @@ def test_full_corpora_parse_completely(corpora_dir: Path) -> None:
     """Every file of the four corpora is named as its parser expects: 12,162 recordings, calm exactly 192."""
     emotions = collections.Counter()
     for name in prepared.CORPORA:
-        report = corpora.BuildReport()
+        report = build_report.BuildReport()
         plan = _builder(name).plan(corpora_dir / name, report)
         assert report.skipped == [] and report.found == EXPECTED_COUNTS[name], report.summary()
         emotions.update(r.emotion for items in plan.values() for _, r in items)
@@ -489,7 +489,7 @@ def corpora_subset(corpora_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     chosen: dict[str, dict[str, list[str]]] = {}
     for name in prepared.CORPORA:
         builder = _builder(name)
-        plan = builder.plan(corpora_dir / name, corpora.BuildReport())
+        plan = builder.plan(corpora_dir / name, build_report.BuildReport())
         chosen[name] = {split: [f.name for f, _ in items[:8]] for split, items in plan.items()}
         for names in chosen[name].values():
             for rel in names:
@@ -527,7 +527,7 @@ def test_subset_build_of_the_real_corpora(corpora_subset: tuple[Path, dict], cor
 def test_samples_with_quirks_decode_and_build(samples_dir: Path, tmp_path: Path) -> None:
     """The untouched originals: AIFF inside .wav, 96 kHz, 24,414 Hz, stereo 48 kHz, CREMA-D split folders."""
     for name in prepared.CORPORA:
-        report = corpora.BuildReport()
+        report = build_report.BuildReport()
         plan = _builder(name).plan(samples_dir / name, report)
         assert report.skipped == [] and report.found > 0, report.summary()
         for file, _ in (item for items in plan.values() for item in items):

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from tensorflow_datasets.scripts.cli import build as tfds_build_cli
 
-from emojax import corpora, custom, prepared
+from emojax import build_report, corpora, custom, prepared
 from emojax.labels import EMOTIONS
 
 DUMMY = corpora.DATASETS_DIR / "custom" / "dummy_data"
@@ -133,7 +133,7 @@ def test_free_label_set_with_mapping_and_speaker_pattern(build_dummy, tmp_path: 
 
 
 def test_no_speaker_column_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    report = corpora.BuildReport()
+    report = build_report.BuildReport()
     config = custom.CustomConfig(name="plain", manifest="no_speakers.csv")
     with caplog.at_level(logging.WARNING):
         plan = custom.plan(DUMMY / "manifest", config, report)
@@ -152,13 +152,13 @@ def test_manifest_paths_relative_to_it_or_absolute(tmp_path: Path) -> None:
     _tone(tmp_path / "manual" / "b.wav")
     (tmp_path / "manual" / "meta" / "list.csv").write_text(
         f"label,path\nangry,clips/a.wav\nsad,../b.wav\nhappy,{outside}\n")
-    report = corpora.BuildReport()
+    report = build_report.BuildReport()
     plan = custom.plan(tmp_path / "manual", custom.CustomConfig(name="c", manifest="meta/list.csv"), report)
     assert [(f.name, r.emotion) for f, r in plan["train"]] == [
         ("meta/clips/a.wav", "anger"), ("b.wav", "sadness"), (str(outside), "happiness")]
     assert report.found == 3 and report.skipped == [] and report.ignored == []
     absolute = custom.CustomConfig(name="c", manifest=str(tmp_path / "manual" / "meta" / "list.csv"))
-    assert custom.plan(tmp_path / "manual", absolute, corpora.BuildReport()) == plan
+    assert custom.plan(tmp_path / "manual", absolute, build_report.BuildReport()) == plan
 
 
 def test_folder_layout_reads_archives_as_extracted(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_folder_layout_reads_archives_as_extracted(tmp_path: Path) -> None:
     manual.mkdir()
     (tmp_path / "corpus.zip").rename(manual / "corpus.zip")
     config = custom.CustomConfig(name="zipped", speaker_pattern="^([A-Z]{2})_")
-    plan = custom.plan(manual, config, corpora.BuildReport())
+    plan = custom.plan(manual, config, build_report.BuildReport())
     assert [(f.name, r.emotion, r.speaker) for f, r in plan["train"]] == [
         ("corpus.zip/Angry/DC_a01.wav", "anger", "DC")]
 
@@ -178,7 +178,7 @@ def test_nothing_that_maps_fails_listing_the_labels_found(tmp_path: Path) -> Non
         _tone(tmp_path / name)
     with pytest.raises(ValueError, match=r"no label found names one of the classes \(neutral, .*\)\. Labels found "
                                          r"\(files\): 'bored' \(2\), 'tired' \(1\)\. Map them .*\"mapping\""):
-        custom.plan(tmp_path, custom.CustomConfig(name="c"), corpora.BuildReport())
+        custom.plan(tmp_path, custom.CustomConfig(name="c"), build_report.BuildReport())
 
 
 def test_manifest_without_path_or_label_columns_fails_naming_its_columns(tmp_path: Path) -> None:
@@ -188,9 +188,9 @@ def test_manifest_without_path_or_label_columns_fails_naming_its_columns(tmp_pat
                       builder_config={"manifest": "m.csv"})
     (tmp_path / "m.csv").write_text("path,emotion\na.wav,angry\n")
     with pytest.raises(ValueError, match=r"no label column \(its header: path,emotion\)"):
-        custom.plan(tmp_path, custom.CustomConfig(name="c", manifest="m.csv"), corpora.BuildReport())
+        custom.plan(tmp_path, custom.CustomConfig(name="c", manifest="m.csv"), build_report.BuildReport())
     with pytest.raises(FileNotFoundError, match="manifest .*other.csv not found"):
-        custom.plan(tmp_path, custom.CustomConfig(name="c", manifest="other.csv"), corpora.BuildReport())
+        custom.plan(tmp_path, custom.CustomConfig(name="c", manifest="other.csv"), build_report.BuildReport())
     assert not prepared.is_prepared("custom/c", str(tmp_path / "data"))
 
 
