@@ -10,7 +10,8 @@ in jitted, length-bucketed batches (``emojax.features.clip_mfccs``), and the bui
 printed and kept in the dataset's ``metadata.json``); each example also keeps its pitch rows
 (``emojax.features.clip_pitch``: log f0 and periodicity per MFCC frame). Given Beam pipeline options (``tfds build
 --beam_pipeline_options=...``), a real corpus's splits are built on Apache Beam (``emojax.beam``): the workers decode
-batches of files and compute their MFCCs, and report what they built and skipped; the data and the summary are the same as without Beam.
+batches of files and compute their MFCCs, and report what they built and skipped; the data and the summary are the
+same as without Beam.
 
 The builders are registered as ``emojax_<corpus>`` (``emojax.prepared.dataset_name``), so ``tfds build
 datasets/crema_d`` writes ``<data_dir>/emojax_crema_d/<version>/``, which ``emojax.prepared`` reads back (the names
