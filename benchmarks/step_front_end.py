@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import jax
-import ml_collections
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from configs import default, pretrained  # noqa: E402
+from configs import pretrained  # noqa: E402
 from emojax import features, input_pipeline, models  # noqa: E402
 from emojax.state import create_train_state, make_mesh  # noqa: E402
 from emojax.steps import Trainer  # noqa: E402
@@ -43,26 +42,19 @@ PATHS = {
 }
 
 
-def _recipe() -> ml_collections.ConfigDict:
-    """``configs/pretrained.py`` with ``configs/default.py``'s front end and waveform fields (prepared windows, every
-    augmentation off): what each path changes."""
-    config, off = pretrained.get_config(), default.get_config()
-    config.update({name: off[name] for name in off if name == "front_end" or name.startswith("wave_")})
-    return config
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--path", action="append", help=f"one of: {'; '.join(PATHS)} (repeat for several; default: all)")
+    parser.add_argument("--path", action="append",
+                        help=f"one of: {'; '.join(PATHS)} (repeat for several; default: all)")
     args = parser.parse_args()
     paths = args.path or list(PATHS)
     unknown = [path for path in paths if path not in PATHS]
     if unknown:
         parser.error(f"unknown --path {unknown}: choose among {list(PATHS)}")
     rng = np.random.default_rng(0)
-    base = _recipe()
+    base = pretrained.without_waveform_augmentation(pretrained.get_config())
     first, frames = input_pipeline.step_segment(base)
     size = features.segment_samples(first + frames)
     y = rng.integers(0, 8, args.clips).astype(np.int32)
@@ -76,7 +68,7 @@ def main() -> None:
           f"{args.epochs}), examples/s, and the epoch of protocol 2's {PROTOCOL_2_TRAIN:,} training clips", flush=True)
     for name in paths:
         fields = PATHS[name]
-        config = _recipe()
+        config = pretrained.without_waveform_augmentation(pretrained.get_config())
         config.update(fields)
         model = models.create_model(config)
         trainer = Trainer(config, model, make_mesh(), None, normalization)

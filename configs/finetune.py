@@ -20,13 +20,11 @@ from configs import pretrained
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = pretrained.get_config()
+    config = pretrained.without_waveform_augmentation(pretrained.get_config())
     config.datasets = ()  # yours: --config.datasets=custom/<name>; several: "--config.datasets=('custom/a','ravdess')"
     config.protocol = "kfold"
     config.init_from = "pretrained"
     config.learning_rate = 1e-3
     config.warmup_epochs = 1
     config.epochs = 40  # chosen on the validation speakers of SAVEE's folds (BENCHMARKS.md, "Your own corpus")
-    config.front_end = "prepared"
-    config.wave_noise_prob = config.wave_reverb_prob = 0.0
     return config

@@ -17,7 +17,7 @@ Run: ``python train.py --workdir runs/pretrained --config configs/pretrained.py`
 
 import ml_collections
 
-from configs import speaker
+from configs import default, speaker
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -28,4 +28,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.wave_noise_prob = 0.5
     config.wave_noise_kinds = ("babble",)
     config.wave_reverb_prob = 0.3
+    return config
+
+
+def without_waveform_augmentation(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with ``configs/default.py``'s front end and ``wave_*`` fields: prepared windows, every waveform
+    augmentation off (whichever the shipped recipe turns on)."""
+    off = default.get_config()
+    config.update({name: off[name] for name in off if name == "front_end" or name.startswith("wave_")})
     return config
