@@ -124,9 +124,10 @@ def _parser() -> argparse.ArgumentParser:
                              "or $JAX_COMPILATION_CACHE_DIR); EMOJAX_NO_CACHE=1 does the same")
     parser = argparse.ArgumentParser(
         prog="emojax", formatter_class=formatter, epilog=_EXAMPLES,
-        description="Speech emotion recognition: the emotion of recordings (8 emotions: neutral, calm, happiness, "
-                    "sadness, anger, fear, disgust, surprise). Audio: any format libsndfile reads (WAV, FLAC, OGG, "
-                    "MP3, AIFF, ...), any sample rate, any number of channels, any length.")
+        description="Speech emotion recognition: the emotion of recordings (the shipped model's 8 emotions: neutral, "
+                    "calm, happiness, sadness, anger, fear, disgust, surprise; a model of your own, --workdir, has its "
+                    "own classes). Audio: any format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, ...), any sample "
+                    "rate, any number of channels, any length.")
     from importlib.metadata import version
 
     parser.add_argument("--version", action="version", version=f"emojax {version('emojax')}")
@@ -143,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(parser=predict)
     predict.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     predict.add_argument("--json", action="store_true",
-                         help="print one JSON object per file: file, emotion, the 8 probabilities, the windows "
-                              "(start and end seconds, emotion, probabilities) and the duration")
+                         help="print one JSON object per file: file, emotion, the probabilities of the model's "
+                              "classes (the 8 emotions, or a fine-tuned model's own), the windows (start and end "
+                              "seconds, emotion, probabilities) and the duration")
     timeline = commands.add_parser(
         "timeline", parents=[common], formatter_class=formatter, help="the emotions of a recording over time",
         description="Prints the emotions of a recording over time as a table of segments (start-end in m:ss, "
@@ -169,17 +171,17 @@ def _parser() -> argparse.ArgumentParser:
                                f"{silence.SILENCE_DB:g}; lower it, e.g. to 20, when background noise between "
                                "utterances is classified)")
     timeline.add_argument("--csv", metavar="OUT.csv",
-                          help="write one row per window: start_seconds, end_seconds, emotion and the 8 "
-                               "probabilities (empty for silence)")
+                          help="write one row per window: start_seconds, end_seconds, emotion and the probability "
+                               "of each of the model's classes (empty for silence)")
     timeline.add_argument("--json", action="store_true",
                           help="print JSON instead of the table: file, duration, hop, windows and segments")
     timeline.add_argument("--plot", metavar="OUT.png",
-                          help="write a PNG of the 8 probabilities over time, the segments above them")
+                          help="write a PNG of the classes' probabilities over time, the segments above them")
     serve = commands.add_parser(
         "serve", parents=[common], formatter_class=formatter,
         help="a local web page: the emotion of your voice live, and the timeline of a recording",
         description="Starts a web page on this machine: 'Listen' streams the microphone to the model and shows the "
-                    "current emotion and the last minute of the 8 probabilities (2.5 s windows every 0.5 s); a "
+                    "current emotion and the last minute of the model's probabilities (2.5 s windows every 0.5 s); a "
                     "recording dropped on the page gets the timeline 'emojax timeline' gives, with its segments, "
                     "CSV and JSON. Needs the serve extra: pip install \"emojax[serve]\". Everything the page "
                     "uses is served from the installed packages: it works offline.",
@@ -223,7 +225,6 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     """The model of ``--workdir`` (an ensemble when repeated; the shipped model without it), refused when it needs
     a speaker's statistics."""
     from emojax.inference import Predictor
-    from emojax.labels import EMOTIONS
 
     if not args.workdir:
         return Predictor.pretrained()  # missing or damaged files: main prints the error, which says to reinstall
@@ -231,9 +232,6 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     if predictor.speaker_normalization != "none":
         args.parser.error(f"{args.workdir[0]} was trained with speaker normalisation: it needs several recordings "
                           "of the speaker; use 'python eval.py --one_speaker --workdir DIR --audio FILE ...'")
-    if args.command != "predict" and predictor.classes != EMOTIONS:
-        args.parser.error(f"{args.workdir[0]} classifies {', '.join(predictor.classes)}; timelines and the live page "
-                          "show the 8 emotions: use 'emojax predict --workdir DIR FILE ...' with this model")
     return predictor
 
 

@@ -42,10 +42,10 @@ from tqdm import tqdm
 from emojax import checkpoints, features, input_pipeline, pretrained
 from emojax.audio import AudioStream, resample, to_mono
 from emojax.evaluate import Member, ensemble_probabilities
-from emojax.labels import EMOTIONS, class_names
+from emojax.labels import class_names
 from emojax.state import make_mesh, model_variables
-from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, frame_levels, silent_windows,
-                             window_starts)
+from emojax.timeline import (FLOOR_DB, SILENCE_DB, SPEECH_FRACTION, Timeline, distribution, frame_levels,
+                             silent_windows, window_starts)
 
 CHUNK_WINDOWS = 32  # windows the model classifies in one batch
 # Windows of a long recording whose MFCCs are computed (several batches, on the front end's two threads) and then
@@ -122,12 +122,6 @@ def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
     for block in blocks:
         bar.update(len(block) / features.SAMPLE_RATE)
         yield block
-
-
-def _distribution(probs: np.ndarray, names: Sequence[str]) -> tuple[str, dict[str, float]]:
-    probs = np.asarray(probs, np.float64)
-    probs = probs / probs.sum()
-    return names[int(probs.argmax())], {name: float(p) for name, p in zip(names, probs)}
 
 
 class Predictor:
@@ -279,11 +273,10 @@ class Predictor:
             spans += piece_spans
         probs = np.concatenate(probs_list)
         for (start, end), p in zip(spans, probs):
-            emotion, distribution = _distribution(p, self.classes)
-            windows.append({"start_seconds": start, "end_seconds": end, "emotion": emotion,
-                            "probabilities": distribution})
-        emotion, distribution = _distribution(probs.mean(axis=0), self.classes)
-        return Prediction(file=file, emotion=emotion, probabilities=distribution, windows=windows,
+            emotion, named = distribution(p, self.classes)
+            windows.append({"start_seconds": start, "end_seconds": end, "emotion": emotion, "probabilities": named})
+        emotion, named = distribution(probs.mean(axis=0), self.classes)
+        return Prediction(file=file, emotion=emotion, probabilities=named, windows=windows,
                           duration_seconds=len(audio) / features.SAMPLE_RATE)
 
     def predict_file(self, path: str | Path, speaker: input_pipeline.Statistics | None = None) -> Prediction:
@@ -311,8 +304,9 @@ class Predictor:
           speaker: as in ``predict``.
 
         Returns:
-          a ``Timeline`` of windows of ``window_samples`` (2.5 s), each classified from its own samples, the last
-          one aligned to the end; a recording shorter than a window is one window, its MFCC zero-padded.
+          a ``Timeline`` of this model's ``classes``: windows of ``window_samples`` (2.5 s), each classified from its
+          own samples, the last one aligned to the end; a recording shorter than a window is one window, its MFCC
+          zero-padded.
         """
         step = self._timeline_step(hop, smooth, speaker)
         audio = _mono_16k(audio, sample_rate)
@@ -358,9 +352,6 @@ class Predictor:
         """The hop in 16 kHz samples (``timeline``'s ``hop`` seconds, half a window when None), after checking
         ``smooth`` and ``speaker``."""
         self._check_speaker(speaker)
-        if self.classes != EMOTIONS:
-            raise ValueError(f"timelines show the 8 emotions ({', '.join(EMOTIONS)}); this model's classes are "
-                             f"{', '.join(self.classes)}: use predict for each recording or window")
         if smooth < 0:
             raise ValueError(f"smooth must be >= 0 seconds, got {smooth}")
         step = self.window_samples // 2 if hop is None else int(round(hop * features.SAMPLE_RATE))
@@ -377,10 +368,10 @@ class Predictor:
         size = self.window_samples
         starts = window_starts(samples, size, step)
         silent = silent_windows(levels, starts, size, *silence)
-        probs = np.full((len(starts), len(EMOTIONS)), np.nan)
+        probs = np.full((len(starts), len(self.classes)), np.nan)
         kept = np.flatnonzero(~silent)
         done = 0
         for rows, chunk in _ahead(self._window_rows(blocks() if len(kept) else [], starts[kept])):
             probs[kept[done:done + len(chunk)]] = self._classify(rows, np.array([0]), speaker)
             done += len(chunk)
-        return Timeline.from_arrays(file, samples, step, size, starts, probs).smoothed(smooth)
+        return Timeline.from_arrays(file, samples, step, size, starts, probs, self.classes).smoothed(smooth)

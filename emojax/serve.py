@@ -5,7 +5,7 @@ Endpoints:
 
 - ``GET /``: the page (``emojax/static/``); ``GET /static/...`` its scripts and style; ``GET /vendor/plotly.min.js``:
   the chart library, read from the installed ``plotly`` Python package (nothing is fetched from elsewhere).
-- ``GET /api/info``: the emotions and their colours, the window and hop, the limits (JSON).
+- ``GET /api/info``: the model's classes (``"emotions"``) and their colours, the window and hop, the limits (JSON).
 - ``POST /api/timeline?name=FILE[&hop=S][&smooth=S]``: the request body is the recording's bytes. Answers
   ``{"timeline": Timeline.to_dict(), "csv": ..., "table": ..., "message": ...}``: the timeline ``emojax timeline``
   gives (``Predictor.timeline_file``), its CSV (``--csv``) and table. Errors are ``{"error": reason}``: 413 for a
@@ -70,9 +70,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from emojax.audio import SAMPLE_RATE, AudioStream
 from emojax.inference import CHUNK_WINDOWS, Predictor
-from emojax.labels import EMOTIONS
 from emojax.stream import HOP_SECONDS, CutWindow, WindowCutter
-from emojax.timeline import COLOURS, SILENCE
+from emojax.timeline import SILENCE, class_colours
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -104,14 +103,14 @@ class _LiveBatches:
     clients cost about what one does)."""
 
     def __init__(self, predictor: Predictor):
-        self._predictor = predictor
+        self._predictor, self.classes = predictor, predictor.classes
         self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="emojax-live")
         self._task: asyncio.Task | None = None
 
     def submit(self, samples: np.ndarray) -> asyncio.Future:
-        """A future of the (8,) probabilities of one window of 16 kHz samples."""
+        """A future of the (C,) probabilities of the model's classes for one window of 16 kHz samples."""
         future = asyncio.get_running_loop().create_future()
         self._pending.append((samples, future))
         self._wake.set()
@@ -247,7 +246,7 @@ class _Listener:
     async def _send_results(self) -> None:
         while (item := await self._outbox.get()) is not None:
             cut, future, arrived, received = item
-            window = cut.to_window(None if future is None else await future)
+            window = cut.to_window(None if future is None else await future, self._batches.classes)
             self._windows += 1
             await self._socket.send_text(json.dumps(
                 {"type": "window", **window.to_dict(), "received_samples": received,
@@ -267,8 +266,8 @@ def create_app(predictor: Predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, m
     plotly_js = get_plotlyjs().encode()
     size, step = predictor.window_samples, int(round(hop * SAMPLE_RATE))
     WindowCutter(size, step)  # checks the hop
-    info = {"emotions": list(EMOTIONS), "colours": COLOURS, "silence": SILENCE, "sample_rate": SAMPLE_RATE,
-            "window_seconds": size / SAMPLE_RATE, "hop_seconds": step / SAMPLE_RATE,
+    info = {"emotions": list(predictor.classes), "colours": class_colours(predictor.classes), "silence": SILENCE,
+            "sample_rate": SAMPLE_RATE, "window_seconds": size / SAMPLE_RATE, "hop_seconds": step / SAMPLE_RATE,
             "timeline_hop_seconds": size // 2 / SAMPLE_RATE, "max_upload_bytes": max_upload_bytes,
             "max_seconds": max_seconds, "formats": list(FORMATS)}
     uploads = asyncio.Lock()
@@ -304,7 +303,7 @@ def create_app(predictor: Predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, m
                                 f"up to {max_seconds / 60:.1f} min (emojax serve --max-minutes)")
         result = dataclasses.replace(predictor.timeline_file(path, hop=hop, smooth=smooth, progress=False),
                                      file=name)
-        csv = result.to_csv(path.with_suffix(".csv")).read_text()
+        csv = result.to_csv(path.with_suffix(".csv")).read_text(encoding="utf-8")
         return {"timeline": result.to_dict(), "csv": csv, "table": result.table(), "message": result.message}
 
     async def api_timeline(request: Request) -> JSONResponse:

@@ -23,14 +23,14 @@ last frame (``FRAME_SAMPLES``, 32 ms) is complete: at most 32 ms of audio after 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
 from emojax.audio import SAMPLE_RATE
 from emojax.inference import Predictor
-from emojax.labels import EMOTIONS
-from emojax.timeline import (FLOOR_DB, FRAME_SAMPLES, SILENCE, SILENCE_DB, SPEECH_FRACTION, Window, frame_levels,
-                             silent_windows)
+from emojax.timeline import (FLOOR_DB, FRAME_SAMPLES, SILENCE, SILENCE_DB, SPEECH_FRACTION, Window, distribution,
+                             frame_levels, silent_windows)
 
 HOP_SECONDS = 0.5
 """Default seconds between the starts of consecutive windows of a stream."""
@@ -45,14 +45,13 @@ class CutWindow:
     samples: np.ndarray
     silent: bool
 
-    def to_window(self, probabilities: np.ndarray | None) -> Window:
-        """The timeline ``Window`` of this cut with its (8,) ``probabilities`` (None, or ignored, when silent)."""
+    def to_window(self, probabilities: np.ndarray | None, classes: Sequence[str]) -> Window:
+        """The timeline ``Window`` of this cut with its (C,) ``probabilities`` of the model's ``classes`` (None, or
+        ignored, when silent)."""
         span = self.start / SAMPLE_RATE, (self.start + len(self.samples)) / SAMPLE_RATE
         if self.silent or probabilities is None:
             return Window(*span, SILENCE, None)
-        p = np.asarray(probabilities, np.float64)
-        p = p / p.sum()
-        return Window(*span, EMOTIONS[int(p.argmax())], dict(zip(EMOTIONS, map(float, p))))
+        return Window(*span, *distribution(probabilities, classes))
 
 
 class WindowCutter:
@@ -146,8 +145,9 @@ class WindowCutter:
 
 
 class StreamPredictor:
-    """A predictor fed a live stream of 16 kHz samples: ``feed`` returns the timeline windows (``Window``) each
-    chunk completes, classified at once; ``finish`` the last ones (module docstring)."""
+    """A predictor fed a live stream of 16 kHz samples: ``feed`` returns the timeline windows (``Window``, with the
+    probabilities of the model's classes, ``Predictor.classes``) each chunk completes, classified at once; ``finish``
+    the last ones (module docstring)."""
 
     def __init__(self, predictor: Predictor, hop: float = HOP_SECONDS, silence_db: float = SILENCE_DB,
                  floor_db: float = FLOOR_DB, speech_fraction: float = SPEECH_FRACTION):
@@ -172,4 +172,4 @@ class StreamPredictor:
     def _classified(self, cuts: list[CutWindow]) -> list[Window]:
         speech = [c for c in cuts if not c.silent]
         probs = iter(self.predictor.classify_windows([c.samples for c in speech]) if speech else [])
-        return [c.to_window(None if c.silent else next(probs)) for c in cuts]
+        return [c.to_window(None if c.silent else next(probs), self.predictor.classes) for c in cuts]

@@ -22,11 +22,12 @@ recording that is speech for less than 5 % of its length has its loud level in t
 
 from __future__ import annotations
 
+import colorsys
 import csv
 import dataclasses
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,29 @@ SPEECH_FRACTION = 0.2
 # One colour per emotion in every plot (ColorBrewer Set2/Dark2 and Tableau hues, told apart in colour-blind views).
 COLOURS = {"neutral": "#8da0cb", "calm": "#66c2a5", "happiness": "#ffd92f", "sadness": "#1f4e9c",
            "anger": "#d62728", "fear": "#7b3294", "disgust": "#8c6d31", "surprise": "#fc8d62"}
+# The colours of other classes (a fine-tuned model's own), in turn: Tableau 20 without its greys (grey is silence).
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6", "#ff9d9a", "#d37295",
+           "#fabfd2", "#d4a6c8", "#d7b5a6")
 _SILENCE_COLOUR = "#d9d9d9"
 PLOT_COLUMNS = 500
 """``Timeline.plot`` draws at most this many columns (2 pixels each); longer timelines are averaged into them."""
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, str]:
+    """The colour (``#rrggbb``) of each of a model's ``classes``, in their order: an emotion's own (``COLOURS``); the
+    other classes the ``PALETTE`` colours in turn, then, past its end, hues spaced by the golden angle. Never grey
+    (silence); the same classes always get the same colours."""
+    extra = [colorsys.hls_to_rgb(i * 0.618034 % 1, 0.45, 0.6)
+             for i in range(sum(name not in COLOURS for name in classes) - len(PALETTE))]
+    spare = iter([*PALETTE, *("#" + "".join(f"{round(c * 255):02x}" for c in rgb) for rgb in extra)])
+    return {name: COLOURS.get(name) or next(spare) for name in classes}
+
+
+def _text_colour(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (``#rrggbb``; as the page's ``readableOn``)."""
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
 
 
 def window_starts(samples: int, size: int, hop: int) -> np.ndarray:
@@ -107,8 +128,8 @@ def silent_windows(levels: np.ndarray, starts: np.ndarray, size: int, silence_db
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """One window of a timeline: its span in seconds, its emotion (``SILENCE`` when it holds no speech) and the
-    probabilities of all 8 emotions (None for silence)."""
+    """One window of a timeline: its span in seconds, its emotion (one of the model's classes, ``SILENCE`` when it
+    holds no speech) and the probability of each class, in the classes' order (None for silence)."""
 
     start_seconds: float
     end_seconds: float
@@ -140,6 +161,14 @@ class Segment:
     probability: float | None
 
 
+def distribution(probabilities: np.ndarray, classes: Sequence[str]) -> tuple[str, dict[str, float]]:
+    """The most probable of ``classes`` and each one's probability (name -> float, in their order), from
+    ``probabilities`` (C,) scaled to sum to 1."""
+    p = np.asarray(probabilities, np.float64)
+    p = p / p.sum()
+    return classes[int(p.argmax())], dict(zip(classes, map(float, p)))
+
+
 def _format_time(seconds: float, hours: bool) -> str:
     """``m:ss`` (``h:mm:ss`` with ``hours``) of a time in seconds, rounded down to the second."""
     whole = int(seconds)
@@ -157,6 +186,8 @@ class Timeline:
       window_seconds: length of a window.
       smooth_seconds: the smoothing applied to the probabilities (``smoothed``), 0 for none.
       windows: the windows in time order.
+      classes: the model's classes (``Predictor.classes``; the 8 ``EMOTIONS`` for the shipped model), in the order
+        of its outputs: the names of the windows' probabilities, the CSV's columns and the plot's colours.
     """
 
     file: str | None
@@ -165,21 +196,25 @@ class Timeline:
     window_seconds: float
     smooth_seconds: float
     windows: tuple[Window, ...]
+    classes: tuple[str, ...] = EMOTIONS
 
     @classmethod
     def from_arrays(cls, file: str | None, samples: int, hop: int, size: int, starts: np.ndarray,
-                    probabilities: np.ndarray) -> Timeline:
+                    probabilities: np.ndarray, classes: Sequence[str] = EMOTIONS) -> Timeline:
         """A timeline of ``samples`` at 16 kHz from its windows' ``starts`` (W,) and ``size`` (samples) and their
-        ``probabilities`` (W, 8) (rows of NaN for silence); a window ends at the end of the recording at the latest."""
+        ``probabilities`` (W, C) of the C ``classes`` (rows of NaN for silence); a window ends at the end of the
+        recording at the latest."""
+        classes, probabilities = tuple(classes), np.asarray(probabilities, np.float64)
+        if probabilities.shape != (len(starts), len(classes)):
+            raise ValueError(f"probabilities of shape {probabilities.shape} do not fit {len(starts)} windows of "
+                             f"{len(classes)} classes ({', '.join(classes)}): give one row per window, one column "
+                             "per class")
         windows = []
-        for start, p in zip(starts, np.asarray(probabilities, np.float64)):
+        for start, p in zip(starts, probabilities):
             span = int(start) / SAMPLE_RATE, min(int(start) + size, samples) / SAMPLE_RATE
-            if np.isnan(p).any():
-                windows.append(Window(*span, SILENCE, None))
-            else:
-                p = p / p.sum()
-                windows.append(Window(*span, EMOTIONS[int(p.argmax())], dict(zip(EMOTIONS, map(float, p)))))
-        return cls(file, samples / SAMPLE_RATE, hop / SAMPLE_RATE, size / SAMPLE_RATE, 0.0, tuple(windows))
+            windows.append(Window(*span, SILENCE, None) if np.isnan(p).any() else
+                           Window(*span, *distribution(p, classes)))
+        return cls(file, samples / SAMPLE_RATE, hop / SAMPLE_RATE, size / SAMPLE_RATE, 0.0, tuple(windows), classes)
 
     @property
     def all_silent(self) -> bool:
@@ -195,9 +230,9 @@ class Timeline:
         return None
 
     def probability_array(self) -> np.ndarray:
-        """(W, 8) float64 probabilities of the windows in ``EMOTIONS`` order; rows of NaN for silence."""
-        return np.array([[np.nan] * len(EMOTIONS) if w.silent else [w.probabilities[e] for e in EMOTIONS]
-                         for w in self.windows], np.float64).reshape(len(self.windows), len(EMOTIONS))
+        """(W, C) float64 probabilities of the windows in ``classes`` order; rows of NaN for silence."""
+        return np.array([[np.nan] * len(self.classes) if w.silent else [w.probabilities[e] for e in self.classes]
+                         for w in self.windows], np.float64).reshape(len(self.windows), len(self.classes))
 
     def smoothed(self, seconds: float) -> Timeline:
         """Each non-silent window's probabilities averaged over the non-silent windows whose centres lie within
@@ -212,12 +247,12 @@ class Timeline:
         probs = self.probability_array()
         speech = ~np.isnan(probs[:, 0])
         centres = np.array([w.centre_seconds for w in self.windows])[speech]
-        sums = np.concatenate([np.zeros((1, len(EMOTIONS))), np.cumsum(probs[speech], axis=0)])
+        sums = np.concatenate([np.zeros((1, len(self.classes))), np.cumsum(probs[speech], axis=0)])
         lo = np.searchsorted(centres, centres - seconds / 2 - 1e-9, "left")
         hi = np.searchsorted(centres, centres + seconds / 2 + 1e-9, "right")
         probs[speech] = (sums[hi] - sums[lo]) / (hi - lo)[:, None]
-        windows = tuple(w if w.silent else Window(w.start_seconds, w.end_seconds, EMOTIONS[int(p.argmax())],
-                                                  dict(zip(EMOTIONS, map(float, p))))
+        windows = tuple(w if w.silent else Window(w.start_seconds, w.end_seconds, self.classes[int(p.argmax())],
+                                                  dict(zip(self.classes, map(float, p))))
                         for w, p in zip(self.windows, probs))
         return dataclasses.replace(self, smooth_seconds=float(seconds), windows=windows)
 
@@ -255,7 +290,7 @@ class Timeline:
     def table(self) -> str:
         """The segments as lines ``start–end  emotion  probability`` (``m:ss``, ``h:mm:ss`` past an hour)."""
         hours = self.duration_seconds >= 3600
-        width = max(len(e) for e in (*EMOTIONS, SILENCE))
+        width = max(len(e) for e in (*self.classes, SILENCE))
         lines = []
         for s in self.segments:
             span = f"{_format_time(s.start_seconds, hours)}–{_format_time(s.end_seconds, hours)}"
@@ -264,21 +299,21 @@ class Timeline:
         return "\n".join(lines)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Writes one row per window: ``start_seconds, end_seconds, emotion`` and the 8 probabilities (empty for
-        silence)."""
+        """Writes one row per window (UTF-8): ``start_seconds, end_seconds, emotion`` and the probability of each of
+        ``classes`` (empty for silence)."""
         path = Path(path)
-        with path.open("w", newline="") as f:
+        with path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["start_seconds", "end_seconds", "emotion", *EMOTIONS])
+            writer.writerow(["start_seconds", "end_seconds", "emotion", *self.classes])
             for w in self.windows:
                 writer.writerow([f"{w.start_seconds:.3f}", f"{w.end_seconds:.3f}", w.emotion,
-                                 *([""] * len(EMOTIONS) if w.silent else
-                                   (f"{w.probabilities[e]:.4f}" for e in EMOTIONS))])
+                                 *([""] * len(self.classes) if w.silent else
+                                   (f"{w.probabilities[e]:.4f}" for e in self.classes))])
         return path
 
     def columns(self, count: int = PLOT_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
-        """What ``plot`` draws: column edges (B + 1,) in seconds and each column's shares (B, 9), the 8 emotions'
-        probabilities then silence, summing to 1. Up to ``count`` windows, a column per window over the time it
+        """What ``plot`` draws: column edges (B + 1,) in seconds and each column's shares (B, C + 1), the probabilities
+        of the C ``classes`` then silence, summing to 1. Up to ``count`` windows, a column per window over the time it
         stands for (``borders``; a silent window is all silence); beyond, ``count`` equal columns, each the mean
         over the windows whose centres fall in it (an empty one is silence)."""
         rows = np.nan_to_num(np.append(self.probability_array(), np.zeros((len(self.windows), 1)), 1))
@@ -294,9 +329,9 @@ class Timeline:
         return edges, shares
 
     def plot(self, path: str | Path) -> Path:
-        """Writes a PNG of ``columns``: below, the 8 probabilities stacked over time, one fixed colour per emotion
-        (``COLOURS``), silence grey; above, a band in the colour of each column's largest share (named where there is
-        room); time in m:ss (h:mm:ss from an hour), the file name in the title."""
+        """Writes a PNG of ``columns``: below, the probabilities of ``classes`` stacked over time, one fixed colour per
+        class (``class_colours``), silence grey; above, a band in the colour of each column's largest share (named
+        where there is room); time in m:ss (h:mm:ss from an hour), the file name in the title."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
@@ -307,7 +342,7 @@ class Timeline:
         FigureCanvasAgg(figure)
         band, area = figure.subplots(2, 1, sharex=True, height_ratios=(1, 5))
         edges, shares = self.columns()
-        names, colours = [*EMOTIONS, SILENCE], [*(COLOURS[e] for e in EMOTIONS), _SILENCE_COLOUR]
+        names, colours = [*self.classes, SILENCE], [*class_colours(self.classes).values(), _SILENCE_COLOUR]
         top = np.append(shares.cumsum(axis=1), np.zeros((1, shares.shape[1])), 0)  # fill_between's step="post" end
         below = np.zeros(len(top))
         for k, colour in enumerate(colours):
@@ -319,8 +354,7 @@ class Timeline:
             k, start, stop = dominant[first], edges[first], edges[end]
             band.axvspan(start, stop, color=colours[k], lw=0)
             if stop - start > 0.07 * self.duration_seconds:
-                band.text((start + stop) / 2, 0.5, names[k], ha="center", va="center",
-                          color="white" if names[k] in ("sadness", "anger", "fear", "disgust") else "black")
+                band.text((start + stop) / 2, 0.5, names[k], ha="center", va="center", color=_text_colour(colours[k]))
         band.set_yticks([])
         area.set_xlim(0, self.duration_seconds)
         area.set_ylim(0, 1)

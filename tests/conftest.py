@@ -1,5 +1,6 @@
 """Shared fixtures: where the real corpora are (tests that need them skip when absent), and session-wide
-resources: an XLA compilation cache, the synthetic TFDS corpus and a trained demo workdir."""
+resources: an XLA compilation cache, the synthetic TFDS corpus, a trained demo workdir and a workdir of other
+classes."""
 
 from __future__ import annotations
 
@@ -68,6 +69,27 @@ def trained_workdir(tmp_path_factory, synthetic_data_dir, compilation_cache) -> 
     config.data_dir = synthetic_data_dir
     config.epochs = 12
     train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def custom_workdir(tmp_path_factory, trained_workdir) -> Path:
+    """A workdir whose model has classes of its own (``neutral``, ``colère``, ``joie``, ``ennui``): the demo run
+    with the output layer fine-tuning starts from (``finetune.initialize``: neutral's weights kept, the three new
+    classes' drawn), saved untrained. Its outputs mean little; it stands in for a fine-tuned model, in seconds."""
+    from emojax import checkpoints, finetune, models
+    from emojax.state import create_train_state
+
+    source = finetune.load_source(str(trained_workdir))
+    config = source.config.copy_and_resolve_references()
+    config.labels = ["neutral", "colère", "joie", "ennui"]
+    fresh = create_train_state(config, models.create_model(config), config.steps_per_epoch)
+    state, _ = finetune.initialize(fresh, config, source)
+    workdir = tmp_path_factory.mktemp("custom")
+    manager = checkpoints.checkpoint_manager(workdir, writer=True)
+    checkpoints.save(manager, state, source.normalization, config.to_dict(), {checkpoints.BEST_METRIC: 0.0})
+    manager.wait_until_finished()
+    manager.close()
     return workdir
 
 

@@ -1,4 +1,5 @@
-"""The emojax command as a process: predict and timeline, their outputs, error lines, exit statuses, help, cache."""
+"""The emojax command as a process: predict and timeline (of a model of its own classes too), their outputs, error
+lines, exit statuses, help, cache."""
 
 from __future__ import annotations
 
@@ -143,6 +144,24 @@ def test_timeline_errors_are_one_line_each(trained_workdir, compilation_cache, f
     done = timeline(str(silent))
     assert done.returncode == 0 and "no speech found" in done.stderr and not _errors(done)
     assert done.stdout.strip().splitlines()[1].split() == ["0:00–0:06", "silence"]
+
+
+def test_timeline_of_a_model_of_its_own_classes(custom_workdir, compilation_cache, files, tmp_path, capsys):
+    path, csv_path, png_path = str(files["long.flac"]), tmp_path / "t.csv", tmp_path / "t.png"
+    classes = ["neutral", "colère", "joie", "ennui"]
+    assert cli.main(["timeline", "--workdir", str(custom_workdir), path, "--csv", str(csv_path), "--plot",
+                     str(png_path)]) == 0
+    out, err = capsys.readouterr()
+    want = inference.Predictor.from_workdir(custom_workdir).timeline_file(path)
+    assert not err and [row.split()[1] for row in out.strip().splitlines()[1:]] == [s.emotion for s in want.segments]
+    assert {s.emotion for s in want.segments} - {SILENCE} <= set(classes)
+    assert csv_path.read_text(encoding="utf-8").splitlines()[0] == ",".join(["start_seconds", "end_seconds",
+                                                                             "emotion", *classes])
+    assert png_path.stat().st_size > 20_000
+    assert cli.main(["timeline", "--workdir", str(custom_workdir), path, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [w["probabilities"] and list(w["probabilities"]) for w in got["windows"]] == [
+        None if w.silent else classes for w in want.windows]
 
 
 def test_without_workdir_the_shipped_model_predicts_and_the_compilation_cache_is_on_by_default(files, tmp_path):

@@ -1,6 +1,7 @@
 """The live page's library and server: the stream predictor against the offline timeline, uploads (good, bad, too
 large, too long), the WebSocket stream (malformed frames, a disconnect, a client faster than real time, too many
-clients) and four clients at once in real time; and the ``emojax serve`` command's errors."""
+clients) and four clients at once in real time; a model of its own classes; and the ``emojax serve`` command's
+errors."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import soundfile
 import emojax
 from emojax import cli, inference, synthetic
 from emojax.labels import EMOTIONS
-from emojax.timeline import SILENCE
+from emojax.timeline import COLOURS, SILENCE, class_colours
 
 pytest.importorskip("starlette", reason='the serve extra is not installed: pip install -e ".[test]"')
 from starlette.testclient import TestClient  # noqa: E402
@@ -278,6 +279,25 @@ def test_four_clients_at_once_in_real_time(predictor, audio):
         windows = [m for m in messages if m["type"] == "window"]
         assert len(windows) == expected and messages[-1]["type"] == "end"
         assert max(w["latency_ms"] for w in windows) < 1000
+
+
+def test_a_model_of_its_own_classes_is_served_with_them_and_their_colours(custom_workdir, audio, wav):
+    classes = ["neutral", "colère", "joie", "ennui"]
+    with TestClient(serve.create_app(inference.Predictor.from_workdir(custom_workdir), slack=86400.0)) as mine:
+        info = mine.get("/api/info").json()
+        assert info["emotions"] == classes and info["colours"] == class_colours(classes)
+        assert list(info["colours"]) == classes and info["colours"]["neutral"] == COLOURS["neutral"]
+        body = mine.post("/api/timeline", params={"name": wav.name}, content=wav.read_bytes()).json()
+        assert body["csv"].splitlines()[0] == ",".join(["start_seconds", "end_seconds", "emotion", *classes])
+        assert {w["emotion"] for w in body["timeline"]["windows"]} - {SILENCE} <= set(classes)
+        with mine.websocket_connect("/ws/listen") as socket:
+            ready = socket.receive_json()
+            assert ready["emotions"] == classes and ready["colours"] == info["colours"]
+            for i in range(0, 3 * RATE, FRAME):
+                socket.send_bytes(audio[i:i + FRAME].tobytes())
+            socket.send_text('{"type": "stop"}')
+            windows = [m for m in _messages(socket) if m["type"] == "window"]
+    assert windows and all(list(w["probabilities"]) == classes for w in windows if w["probabilities"])
 
 
 def test_emojax_serve_errors_are_one_line(monkeypatch, capsys, trained_workdir, tmp_path):

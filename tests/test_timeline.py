@@ -1,4 +1,5 @@
-"""Timelines of long recordings: predict's windows, silence, smoothing, segments, streaming, CSV/JSON/PNG."""
+"""Timelines of long recordings: predict's windows, silence, smoothing, segments, streaming, CSV/JSON/PNG, the
+classes' colours, and a model of other classes than the 8 emotions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import soundfile
 
 from emojax import features, inference, synthetic
 from emojax.labels import EMOTIONS
-from emojax.timeline import SILENCE, Timeline, frame_levels, silent_windows, window_starts
+from emojax.timeline import (_SILENCE_COLOUR, COLOURS, SILENCE, Timeline, class_colours, frame_levels, silent_windows,
+                             window_starts)
 
 RATE = synthetic.SAMPLE_RATE
 BLOCKS = ("anger", "sadness", "surprise", "disgust")  # emotions the demo model tells apart on the test speakers
@@ -257,6 +259,50 @@ def test_csv_json_and_png(predictor, recording, tmp_path):
     assert len(table) == len(timeline.segments) and table[0].startswith("0:00–0:0")
     silent = predictor.timeline(np.zeros(5 * RATE, np.float32), RATE)
     assert silent.plot(tmp_path / "silent.png").stat().st_size > 5_000
+
+
+def test_the_emotions_keep_their_colours_and_other_classes_get_distinct_ones():
+    assert list(class_colours(EMOTIONS).items()) == list(COLOURS.items())
+    mine = class_colours(("neutral", "colère", "joie", "ennui"))
+    assert mine == class_colours(["neutral", "colère", "joie", "ennui"]) and mine["neutral"] == COLOURS["neutral"]
+    many = class_colours([*(f"class {i}" for i in range(40)), "anger"])  # past the end of the palette
+    assert many["anger"] == COLOURS["anger"] and len(set(many.values()) | {_SILENCE_COLOUR}) == 42
+    for colour in (*mine.values(), *many.values()):  # none grey: silence's
+        rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+        assert max(rgb) - min(rgb) > 40, colour
+
+
+def test_a_model_of_its_own_classes_gets_their_timeline_csv_json_table_and_plot(custom_workdir, recording, tmp_path):
+    from matplotlib.image import imread
+
+    classes = ("neutral", "colère", "joie", "ennui")
+    predictor = inference.Predictor.from_workdir(custom_workdir)
+    audio, _ = recording
+    timeline = predictor.timeline(audio, RATE, smooth=3.0, file="parole.wav")
+    speech = [w for w in timeline.windows if not w.silent]
+    assert predictor.classes == timeline.classes == classes and speech and len(speech) < len(timeline.windows)
+    assert all(tuple(w.probabilities) == classes and w.emotion in classes for w in speech)
+    np.testing.assert_allclose(timeline.probability_array()[[not w.silent for w in timeline.windows]].sum(1), 1.0)
+    with timeline.to_csv(tmp_path / "t.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["start_seconds", "end_seconds", "emotion", *classes]
+    for row, window in zip(rows, timeline.windows, strict=True):
+        assert row["emotion"] == window.emotion and all(
+            row[c] == ("" if window.silent else f"{window.probabilities[c]:.4f}") for c in classes)
+    loaded = json.loads(timeline.to_json())
+    assert [w["probabilities"] and list(w["probabilities"]) for w in loaded["windows"]] == [
+        None if w.silent else list(classes) for w in timeline.windows]
+    assert {s["emotion"] for s in loaded["segments"]} <= {*classes, SILENCE}
+    assert [line.split()[1] for line in timeline.table().splitlines()] == [s.emotion for s in timeline.segments]
+    edges, shares = timeline.columns()
+    assert shares.shape == (len(timeline.windows), len(classes) + 1)
+    pixels = {tuple(p) for p in (imread(timeline.plot(tmp_path / "t.png"))[..., :3] * 255).round().astype(int)
+              .reshape(-1, 3)}
+    for emotion in {s.emotion for s in timeline.segments}:  # each in its colour, in the band above the probabilities
+        colour = (class_colours(classes) | {SILENCE: _SILENCE_COLOUR})[emotion]
+        assert tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5)) in pixels, emotion
+    with pytest.raises(ValueError, match="do not fit 2 windows of 4 classes"):
+        Timeline.from_arrays(None, RATE, RATE, RATE, np.array([0, 1]), np.ones((2, 8)), classes)
 
 
 def test_the_shipped_model_finds_corpus_clips_of_known_emotions_in_a_long_recording(corpora_dir):

@@ -8,7 +8,7 @@ const CHUNK_SAMPLES = 1600; // samples per WebSocket frame: 0.1 s at 16 kHz
 const LIVE_SECONDS = 60; // the live chart's span
 const PLOT_CONFIG = { responsive: true, displayModeBar: false };
 const $ = (id) => document.getElementById(id);
-let info; // GET /api/info: emotions, colours, window and hop, limits
+let info; // GET /api/info: the model's classes ("emotions", any number) and their colours, window and hop, limits
 
 function clock(seconds, hours) {
   // m:ss (h:mm:ss with hours), rounded down to the second, as `emojax timeline` prints them.
@@ -370,6 +370,11 @@ async function init() {
     drop.classList.remove("over");
     if (event.dataTransfer.files.length) analyse(event.dataTransfer.files[0]);
   };
+  for (const [id, span] of [["live-chart", "the last minute"], ["file-chart", "the recording"]]) {
+    $(id).setAttribute("aria-label", `probabilities of the ${info.emotions.length} emotions over ${span}`);
+  }
+  // The charts are taller for a model of more classes than the 8 emotions, so that their legend leaves room.
+  document.body.style.setProperty("--more-classes", Math.max(0, info.emotions.length - 8));
   live.hop = info.hop_seconds;
   live.window = info.window_seconds;
   drawLive();
